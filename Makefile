@@ -1,0 +1,37 @@
+# Two entry points for a fresh machine: `make demo` and `make test`. Both create .venv first.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+ZOO := $(VENV)/bin/zoo
+ARCH := $(shell uname -m)
+# The exact torch build a fresh machine gets (pyproject.toml holds ranges so the GPU box's
+# torch 2.11 / torchvision 0.26 also satisfy it).
+ifeq ($(ARCH),x86_64)
+TORCH_PINS := torch==2.14.1 torchvision==0.29.1
+else
+TORCH_PINS := torch==2.9.1 torchvision==0.24.1
+endif
+PYTEST_ARGS ?=
+DEMO_RUN := runs/demo-digits
+
+.PHONY: venv demo test clean
+
+$(VENV)/.installed: pyproject.toml plugins/zoo-example/pyproject.toml Makefile
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q $(TORCH_PINS)
+	$(PY) -m pip install -q -e '.[dev]' -e plugins/zoo-example
+	touch $@
+
+venv: $(VENV)/.installed
+
+# Fine-tune a small ResNet on the embedded digits set on CPU, export to ONNX, print the parity report.
+demo: venv
+	$(ZOO) finetune resnet18_cifar --data digits --epochs 3 --batch-size 64 --output $(DEMO_RUN) --overwrite
+	$(ZOO) export $(DEMO_RUN) --format all
+
+test: venv
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

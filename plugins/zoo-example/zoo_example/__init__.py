@@ -1,0 +1,32 @@
+"""An example zoo plugin: a tiny CNN and a synthetic 'shapes' dataset.
+
+register_* receive a context with add_model/add_dataset. Give factories as "module:function"
+strings so that `zoo list` does not import torch or your model code; metadata (input size,
+mean/std, classifier attribute) travels with the name, and checkpoints and exports carry it.
+"""
+
+
+def register_models(ctx) -> None:
+    ctx.add_model(
+        "example_tinynet",
+        "zoo_example.models:tinynet",
+        family="tinynet",
+        description="a 3-conv example CNN from the zoo-example plugin",
+        input_size=32,
+        resize_size=32,
+        mean=(0.5, 0.5, 0.5),
+        std=(0.25, 0.25, 0.25),
+        classifier="fc",
+        default_num_classes=3,
+    )
+
+
+def register_datasets(ctx) -> None:
+    ctx.add_dataset(
+        "example_shapes",
+        "zoo_example.data:shapes",
+        description="synthetic circles/squares/triangles, generated in memory (example plugin)",
+        layout="in-memory",
+        num_classes=3,
+        embedded=True,
+    )

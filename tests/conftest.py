@@ -1,0 +1,86 @@
+"""Shared fixtures: the real data in ../shared/data, tiny image folders, a fresh registry, a loopback server."""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import os
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("ZOO_TEST_DATA", ROOT.parent / "shared" / "data"))
+
+
+def shared_data(name: str) -> Path:
+    """A folder of ../shared/data, or skip the test with the reason."""
+    path = SHARED_DATA / name
+    if not path.exists():
+        pytest.skip(f"shared test data {path} is absent (set ZOO_TEST_DATA to the shared/data folder)")
+    return path
+
+
+@pytest.fixture(autouse=True)
+def _isolated_caches(tmp_path_factory, monkeypatch):
+    """Keep every test away from the user's caches and data roots."""
+    cache = tmp_path_factory.mktemp("zoo-cache")
+    monkeypatch.setenv("ZOO_CACHE", str(cache))
+    monkeypatch.setenv("TORCH_HOME", str(cache / "torch"))
+    monkeypatch.setenv("ZOO_DATA_ROOT", str(SHARED_DATA))
+    monkeypatch.delenv("ZOO_DEBUG", raising=False)
+
+
+@pytest.fixture
+def fresh_registry(monkeypatch):
+    """A new process-wide registry, so plugins load again under the test's conditions."""
+    from zoo.registry import core
+
+    registry = core.Registry()
+    monkeypatch.setattr(core, "_REGISTRY", registry)
+    return registry
+
+
+def write_image(path: Path, color: tuple[int, int, int], size: int = 24, noise: int = 20, seed: int = 0) -> Path:
+    rng = np.random.default_rng(seed)
+    pixels = np.clip(np.array(color) + rng.integers(-noise, noise + 1, (size, size, 3)), 0, 255).astype(np.uint8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(pixels).save(path)
+    return path
+
+
+COLORS = {"red": (200, 40, 40), "green": (40, 200, 40), "blue": (40, 40, 200)}
+
+
+@pytest.fixture
+def class_folders(tmp_path) -> Path:
+    """root/<class>/*.png with 10 images of a distinct colour per class (no split)."""
+    root = tmp_path / "colors"
+    for c, (name, color) in enumerate(COLORS.items()):
+        for i in range(10):
+            write_image(root / f"{c:03d}_{name}" / f"{i}.png", color, seed=c * 100 + i)
+    return root
+
+
+@pytest.fixture
+def loopback_server(tmp_path):
+    """An http.server on 127.0.0.1 serving a folder the test fills; yields (folder, base_url)."""
+    folder = tmp_path / "served"
+    folder.mkdir()
+    handler = functools.partial(QuietHandler, directory=str(folder))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield folder, f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):  # keep test output clean
+        pass

@@ -1,0 +1,46 @@
+"""zoo: a plugin-based model zoo for image classification.
+
+    import zoo
+    model = zoo.create_model("resnet18", num_classes=10)
+    zoo.finetune(model="resnet18_cifar", data="cifar10", epochs=5)
+    zoo.export(format="onnx")
+
+Importing zoo is cheap: torch, plugins and model code load on first use.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it; resolved on first attribute access (PEP 562)
+_LAZY = {
+    "list_models": "zoo.models.api",
+    "model_info": "zoo.models.api",
+    "create_model": "zoo.models.api",
+    "replace_head": "zoo.models.api",
+    "list_datasets": "zoo.data.api",
+    "dataset_info": "zoo.data.api",
+    "create_dataset": "zoo.data.api",
+    "list_plugins": "zoo.plugins_api",
+    "finetune": "zoo.engine.api",
+    "TrainConfig": "zoo.engine.config",
+    "export": "zoo.export.api",
+    "predict": "zoo.predict",
+    "get_registry": "zoo.registry.core",
+    "ZooError": "zoo.errors",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'zoo' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(list(globals()) + __all__)

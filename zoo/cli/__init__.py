@@ -1,0 +1,12 @@
+"""The `zoo` command: a thin typer layer over the library.
+
+Nothing here imports torch or any plugin at import time, so `zoo --help` stays fast; each
+command imports the library function it wraps when it runs.
+"""
+
+from __future__ import annotations
+
+from zoo.cli.app import app, main
+from zoo.cli import data_commands, export_commands, model_commands, train_commands  # noqa: F401,E402
+
+__all__ = ["app", "main"]

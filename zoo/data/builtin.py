@@ -1,0 +1,44 @@
+"""zoo's named datasets, registered through the `zoo.datasets` entry point like any plugin's."""
+
+from __future__ import annotations
+
+FOLDER_FACTORY = "zoo.data.named:folder_dataset"
+
+
+def register(ctx) -> None:
+    ctx.add_dataset(
+        "hymenoptera", FOLDER_FACTORY,
+        factory_kwargs={"layout": "imagefolder"}, folder_names=("hymenoptera", "hymenoptera_data"),
+        description="ants vs bees, full-size photos (PyTorch transfer-learning tutorial)",
+        layout="imagefolder", num_classes=2,
+        url="https://download.pytorch.org/tutorial/hymenoptera_data.zip", download_size="45 MB",
+    )
+    ctx.add_dataset(
+        "food20", FOLDER_FACTORY,
+        factory_kwargs={"layout": "listfile"},
+        description="first 20 Food-101 classes at 64 px, list-file layout",
+        layout="listfile", num_classes=20,
+        # No archive of this subset is published: it is made from Food-101 (about 5 GB).
+        url="http://data.vision.ee.ethz.ch/cvl/food-101.tar.gz", download_size="5 GB (Food-101, make food20 from it)",
+    )
+    ctx.add_dataset(
+        "cifar10", FOLDER_FACTORY,
+        factory_kwargs={"layout": "cifar"}, folder_names=("cifar10", "cifar-10-batches-py"),
+        description="CIFAR-10 in torchvision's python-pickle format",
+        layout="cifar", num_classes=10,
+        url="https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",
+        checksum="md5:c58f30108f718f92721af3b95e74349a", download_size="163 MB",
+    )
+    ctx.add_dataset(
+        "flowers", FOLDER_FACTORY,
+        factory_kwargs={"layout": "classfolders"}, folder_names=("flowers", "flower_photos"),
+        description="TensorFlow flower_photos: 5 classes, no split (zoo splits 80/20)",
+        layout="classfolders", num_classes=5,
+        url="https://storage.googleapis.com/download.tensorflow.org/example_images/flower_photos.tgz",
+        download_size="218 MB",
+    )
+    ctx.add_dataset(
+        "digits", "zoo.data.named:digits",
+        description="scikit-learn's bundled 8x8 handwritten digits (1,797 images): needs no download",
+        layout="in-memory", num_classes=10, embedded=True,
+    )

@@ -1,0 +1,1 @@
+"""Model families (hand-built ResNets, torchvision and timm namespaces), heads and weights."""
