@@ -23,9 +23,9 @@ def test_help_imports_neither_torch_nor_plugins():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
-    for command in ("list", "info", "plugins"):
+    for command in ("finetune", "export", "predict", "list", "info", "plugins", "data"):
         assert f"  {command} " in result.stdout
-    assert "e.g. zoo list" in result.stdout
+    assert "e.g. zoo finetune" in result.stdout
 
 
 def test_list_and_info():

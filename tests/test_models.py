@@ -10,7 +10,12 @@ from zoo.models.api import replace_head
 from zoo.models.weights import read_checkpoint
 from zoo.registry.core import WeightsFile
 
-torch.set_grad_enabled(False)
+
+
+@pytest.fixture(autouse=True)
+def _no_grad():
+    with torch.no_grad():
+        yield
 
 
 @pytest.mark.parametrize("name", zoo.list_models(source="zoo"))

@@ -27,8 +27,8 @@ _LAZY = {
     "list_plugins": "zoo.plugins_api",
     "finetune": "zoo.engine.api",
     "TrainConfig": "zoo.engine.config",
-    "export": "zoo.export.api",
-    "predict": "zoo.predict",
+    "export": "zoo.exporter.api",
+    "predict": "zoo.inference",
     "get_registry": "zoo.registry.core",
     "ZooError": "zoo.errors",
 }

@@ -78,6 +78,7 @@ def download_file(url: str, dest: Path, checksum: str = "", timeout: float = 30.
                 f"checksum mismatch for {url}: expected {algorithm} {expected}, got {actual[: len(expected)]}; "
                 "the file was discarded, try again or check the URL"
             )
+        os.chmod(tmp, 0o644)
         os.replace(tmp, dest)
     finally:
         tmp.unlink(missing_ok=True)

@@ -49,6 +49,18 @@ def fail(message: str, exc: BaseException | None = None, code: int = 1):
     raise typer.Exit(code)
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever sys.stderr is now (test runners swap it), not the one seen at creation."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value):
+        pass
+
+
 app = typer.Typer(
     cls=ZooGroup,
     name="zoo",
@@ -64,11 +76,13 @@ app = typer.Typer(
 def _root(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Only warnings and errors."),
 ) -> None:
-    logging.basicConfig(
-        level=logging.WARNING if quiet else logging.INFO,
-        format="%(message)s",
-        stream=sys.stderr,
-    )
+    # zoo's own messages only: libraries (onnxscript, torch.onnx) log chattily at INFO
+    handler = _StderrHandler()
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    zoo_log = logging.getLogger("zoo")
+    zoo_log.handlers[:] = [handler]
+    zoo_log.setLevel(logging.WARNING if quiet else logging.INFO)
+    zoo_log.propagate = False
 
 
 def main() -> None:

@@ -1,2 +1,49 @@
-"""Commands added by later modules."""
-from zoo.cli.app import app  # noqa: F401
+"""zoo data check."""
+
+from __future__ import annotations
+
+import typer
+
+from zoo.cli.app import app
+
+data_app = typer.Typer(help="Inspect datasets.", no_args_is_help=True)
+app.add_typer(data_app, name="data", short_help="Inspect a dataset   e.g. zoo data check ./my_images")
+
+
+@data_app.command("check", help="Layout, classes and counts per split, bad files, train/val duplicates, image sizes."
+                  "\n\nExample: zoo data check food20")
+def check_command(
+    data: str = typer.Argument(..., help="dataset name or path"),
+    data_root: str = typer.Option(None, help="folder holding named datasets"),
+    layout: str = typer.Option(None, help="imagefolder | classfolders | listfile | jsonl | cifar"),
+) -> None:
+    from zoo.data.api import create_dataset
+    from zoo.data.check import check_dataset
+    from zoo.errors import DataError
+
+    try:
+        dataset = create_dataset(data, data_root=data_root, layout=layout)
+    except DataError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    report = check_dataset(dataset)
+    typer.echo(f"dataset   {report.name}\nlayout    {report.layout}\nroot      {report.root or '(in memory)'}")
+    typer.echo(f"classes   {len(report.classes)}")
+    splits = list(report.counts)
+    typer.echo("  " + f"{'class':<28}" + "".join(f"{s:>8}" for s in splits))
+    for i, name in enumerate(report.classes):
+        typer.echo("  " + f"{name[:28]:<28}" + "".join(f"{report.counts[s][i]:>8}" for s in splits))
+    typer.echo("  " + f"{'total':<28}" + "".join(f"{sum(report.counts[s]):>8}" for s in splits))
+    if report.size_range:
+        typer.echo(f"sizes     {report.size_range['min'][0]}x{report.size_range['min'][1]} (smallest w x h) to "
+                   f"{report.size_range['max'][0]}x{report.size_range['max'][1]} (largest)")
+    typer.echo(f"skipped   {len(report.skipped)} unreadable files")
+    for path, reason in report.skipped:
+        typer.echo(f"  {path}: {reason}")
+    typer.echo(f"duplicates {len(report.duplicates)} images appear in both train and evaluation splits")
+    for train_file, eval_file in report.duplicates[:20]:
+        typer.echo(f"  {train_file} == {eval_file}")
+    for problem in report.problems:
+        typer.echo(f"error: {problem}", err=True)
+    if not report.ok:
+        raise typer.Exit(1)

@@ -55,10 +55,20 @@ def create_dataset(
         if layout:
             options["layout"] = layout
         root = None if info.embedded else locate_dataset(info, data_root, download)
-        dataset = factory(root=root, **options)
+        dataset = factory(root=root, **_accepted(factory, options))
         dataset.name = info.name
     dataset.check_usable()
     return dataset
+
+
+def _accepted(factory, options: dict[str, Any]) -> dict[str, Any]:
+    """Only the options a plugin's factory takes (val_ratio/seed mean nothing to a fixed split)."""
+    import inspect
+
+    params = inspect.signature(factory).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return options
+    return {k: v for k, v in options.items() if k in params}
 
 
 def locate_dataset(info: DatasetInfo, data_root: str | Path | None = None, download: bool = True) -> Path:

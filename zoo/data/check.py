@@ -1,0 +1,76 @@
+"""`zoo data check`: what a dataset holds and what is wrong with it, before training."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from zoo.data.dataset import ArrayImages, FileImages, ImageDataset
+
+
+@dataclass
+class DataReport:
+    name: str
+    layout: str
+    root: str
+    classes: list[str]
+    counts: dict[str, list[int]]
+    skipped: list[tuple[str, str]]
+    duplicates: list[tuple[str, str]] = field(default_factory=list)  # (train file, eval file)
+    size_range: dict[str, Any] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)  # fatal
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def check_dataset(dataset: ImageDataset) -> DataReport:
+    report = DataReport(dataset.name, dataset.layout, dataset.root, dataset.classes, dataset.counts(),
+                        list(dataset.skipped))
+    for split, counts in report.counts.items():
+        if sum(counts) == 0:
+            report.problems.append(f"split {split} has no usable images")
+        empty = [c for c, n in zip(dataset.classes, counts) if n == 0]
+        if empty and split == "train":
+            report.problems.append(f"classes with no training images: {', '.join(empty)}")
+    if "train" in dataset.splits:
+        eval_name = next((s for s in dataset.splits if s != "train"), None)
+        if eval_name:
+            train_hashes = _hashes(dataset.splits["train"])
+            for key, name in _hashes(dataset.splits[eval_name]).items():
+                if key in train_hashes:
+                    report.duplicates.append((train_hashes[key], name))
+    report.size_range = _sizes(dataset)
+    return report
+
+
+def _hashes(source) -> dict[str, str]:
+    out = {}
+    if isinstance(source, FileImages):
+        for path in source.paths:
+            with open(path, "rb") as f:
+                out.setdefault(hashlib.sha1(f.read()).hexdigest(), path)
+    elif isinstance(source, ArrayImages):
+        for i, img in enumerate(source.images):
+            out.setdefault(hashlib.sha1(img.tobytes()).hexdigest(), f"#{i}")
+    return out
+
+
+def _sizes(dataset: ImageDataset) -> dict[str, Any]:
+    from PIL import Image
+
+    widths, heights = [], []
+    for source in dataset.splits.values():
+        if isinstance(source, ArrayImages):
+            heights.append(source.images.shape[1])
+            widths.append(source.images.shape[2])
+            continue
+        for path in source.paths:
+            with Image.open(path) as im:  # header only
+                widths.append(im.width)
+                heights.append(im.height)
+    if not widths:
+        return {}
+    return {"min": [min(widths), min(heights)], "max": [max(widths), max(heights)]}

@@ -1,0 +1,62 @@
+"""Preprocessing from a model's metadata plus augmentation presets (torchvision.transforms.v2).
+
+The evaluation pipeline is fully described by the ``preprocessing`` dict that checkpoints and
+exports carry, so predict and the ONNX consumer rebuild exactly what training evaluated with.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torchvision.transforms import InterpolationMode, v2
+
+from zoo.errors import DataError
+
+PRESETS = ("auto", "none", "light", "strong", "cifar")
+
+
+def resolve_preset(preset: str, input_size: int) -> str:
+    if preset not in PRESETS:
+        raise DataError(f"unknown augmentation preset {preset!r}; use one of {', '.join(PRESETS)}")
+    if preset == "auto":
+        return "cifar" if input_size <= 64 else "light"
+    return preset
+
+
+def _tail(pre: dict[str, Any]) -> list:
+    return [v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean=pre["mean"], std=pre["std"])]
+
+
+def eval_transform(pre: dict[str, Any]) -> v2.Compose:
+    """Resize the shorter side, center-crop, scale to 0-1, normalise."""
+    interp = InterpolationMode(pre["interpolation"])
+    return v2.Compose([
+        v2.PILToTensor(),
+        v2.Resize(pre["resize_size"], interpolation=interp, antialias=True),
+        v2.CenterCrop(pre["input_size"]),
+        *_tail(pre),
+    ])
+
+
+def train_transform(pre: dict[str, Any], preset: str) -> v2.Compose:
+    size, interp = pre["input_size"], InterpolationMode(pre["interpolation"])
+    preset = resolve_preset(preset, size)
+    if preset == "none":
+        return eval_transform(pre)
+    if preset == "light":
+        ops = [v2.RandomResizedCrop(size, interpolation=interp, antialias=True), v2.RandomHorizontalFlip()]
+    elif preset == "cifar":
+        ops = [v2.Resize(size, interpolation=interp, antialias=True), v2.CenterCrop(size),
+               v2.RandomCrop(size, padding=size // 8, padding_mode="reflect"), v2.RandomHorizontalFlip()]
+    else:  # strong: the food recipe
+        ops = [
+            v2.Resize(pre["resize_size"], interpolation=interp, antialias=True),
+            v2.RandomRotation(45, interpolation=interp),
+            v2.CenterCrop(size),
+            v2.RandomHorizontalFlip(),
+            v2.RandomVerticalFlip(),
+            v2.ColorJitter(brightness=0.2, contrast=0.2, saturation=0.2),
+            v2.RandomGrayscale(p=0.1),
+        ]
+    return v2.Compose([v2.PILToTensor(), *ops, *_tail(pre)])

@@ -1,0 +1,1 @@
+"""The fine-tune engine: one loop for every registered model and dataset."""

@@ -1,0 +1,113 @@
+"""The pieces the loop calls: device/precision choice, freezing, optimizer and schedule."""
+
+from __future__ import annotations
+
+import logging
+import math
+
+import torch
+from torch import nn
+
+from zoo.engine.config import TrainConfig
+from zoo.errors import TrainingError
+
+log = logging.getLogger("zoo.engine")
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise TrainingError("--device cuda was asked for but CUDA is not available; use --device auto or cpu")
+    return device
+
+
+def pick_precision(name: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype, or None for plain fp32."""
+    if name == "auto":
+        return torch.bfloat16 if device.type == "cuda" else None
+    return {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": None}[name]
+
+
+def split_head_and_body(model: nn.Module, classifier: str) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
+    from zoo.models.api import find_classifier
+
+    attr, head = find_classifier(model, classifier.split(".")[0])
+    head_ids = {id(p) for p in head.parameters()}
+    head_params = [p for p in model.parameters() if id(p) in head_ids]
+    body_params = [p for p in model.parameters() if id(p) not in head_ids]
+    return head_params, body_params
+
+
+def frozen_modules(model: nn.Module, freeze: str, classifier: str) -> list[nn.Module]:
+    """Top-level children to freeze: all but the head ('backbone'), or the first N ('3')."""
+    if freeze == "none":
+        return []
+    head_attr = classifier.split(".")[0]
+    body = [(name, m) for name, m in model.named_children() if name != head_attr and any(True for _ in m.parameters())]
+    if freeze == "backbone":
+        return [m for _, m in body]
+    count = int(freeze)
+    if count > len(body):
+        raise TrainingError(f"--freeze {count}: {type(model).__name__} has only {len(body)} stages with parameters")
+    return [m for _, m in body[:count]]
+
+
+def set_frozen(modules: list[nn.Module], frozen: bool) -> None:
+    for module in modules:
+        for p in module.parameters():
+            p.requires_grad_(not frozen)
+
+
+def keep_frozen_norms_in_eval(modules: list[nn.Module]) -> None:
+    """BatchNorm in frozen parts must not update running statistics while the head trains."""
+    for module in modules:
+        for m in module.modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                m.eval()
+
+
+def build_optimizer(cfg: TrainConfig, head: list[nn.Parameter], body: list[nn.Parameter], device) -> torch.optim.Optimizer:
+    lr = cfg.effective_lr
+    body_lr = lr * cfg.body_lr_scale if cfg.freeze != "none" else lr
+    groups = [{"params": head, "lr": lr}, {"params": body, "lr": body_lr}]
+    fast = {"fused": True} if device.type == "cuda" else {"foreach": True}
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
+                               weight_decay=cfg.weight_decay, **fast)
+    cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
+    return cls(groups, lr=lr, weight_decay=cfg.weight_decay, **fast)
+
+
+def build_scheduler(cfg: TrainConfig, optimizer, steps_per_epoch: int) -> torch.optim.lr_scheduler.LRScheduler:
+    """A per-step LambdaLR: linear warmup, then the chosen decay (epochs converted to steps)."""
+    total = cfg.epochs * steps_per_epoch
+    warmup = cfg.warmup_steps or int(round(cfg.warmup_epochs * steps_per_epoch))
+
+    def decay(step: int) -> float:
+        epoch = step / steps_per_epoch
+        if cfg.scheduler == "cosine":
+            progress = (step - warmup) / max(1, total - warmup)
+            return 0.5 * (1 + math.cos(math.pi * min(1.0, max(0.0, progress))))
+        if cfg.scheduler == "step":
+            return cfg.gamma ** int(epoch // cfg.step_size)
+        if cfg.scheduler == "multistep":
+            return cfg.gamma ** sum(epoch >= m for m in cfg.milestones)
+        if cfg.scheduler == "onecycle":  # linear up over 30%, cosine down to ~0
+            peak = max(1, int(0.3 * total))
+            if step < peak:
+                return 0.04 + 0.96 * step / peak
+            return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - peak) / max(1, total - peak))))
+        return 1.0
+
+    def factor(step: int) -> float:
+        if cfg.scheduler != "onecycle" and step < warmup:
+            return (step + 1) / (warmup + 1)
+        return decay(step)
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)

@@ -1,0 +1,391 @@
+"""The fine-tune loop. Everything it needs (data, model, checkpoints, metrics) is prepared by
+helpers; the loop itself is forward, loss, backward, step, schedule, log."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from zoo.engine import parts
+from zoo.engine.checkpoint import load_resume_state, save_resume_state, save_weights, unwrap
+from zoo.engine.config import TrainConfig
+from zoo.engine.metrics import EvalAccumulator, append_epoch, write_plots
+from zoo.errors import TrainingError
+
+log = logging.getLogger("zoo.engine")
+CHECK_EVERY = 25  # steps between host syncs (NaN check, progress bar); none in between
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    best_top1: float
+    best_epoch: int
+    epochs_run: int
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+def fit(cfg: TrainConfig, resume: str | Path | None = None) -> RunResult:
+    """Train cfg.model on cfg.data; see TrainConfig for every option."""
+    from zoo.data.api import create_dataset
+    from zoo.data.loader import TransformedImages, cache_size_bytes, decode_once, default_workers, make_loader
+    from zoo.data.loader import CACHE_BUDGET_BYTES, is_file_backed
+    from zoo.data.transforms import eval_transform, train_transform
+    from zoo.models.api import create_model, model_info
+
+    dist = _DistributedContext.from_env()
+    run_dir = _prepare_run_dir(cfg, resume, dist.is_main)
+    device = dist.device or parts.pick_device(cfg.device)
+    amp_dtype = parts.pick_precision(cfg.precision, device)
+
+    # --- everything that can fail on user input fails here, before any training ---
+    info = model_info(cfg.model)
+    dataset = create_dataset(cfg.data, data_root=cfg.data_root, val_ratio=cfg.val_ratio, seed=cfg.seed)
+    preprocessing = info.preprocessing(cfg.image_size)
+    torch.manual_seed(cfg.seed)  # the same seed gives the same initial weights
+    model = create_model(cfg.model, num_classes=dataset.num_classes, weights=cfg.weights)
+    if dataset.split_file and dist.is_main:
+        _write_json(run_dir / "split.json", dataset.split_file)
+
+    if cfg.cache != "none":
+        side = preprocessing["resize_size"]
+        for split, source in list(dataset.splits.items()):
+            fits = cache_size_bytes(source, side) <= CACHE_BUDGET_BYTES
+            if is_file_backed(source) and (cfg.cache == "memory" or fits):
+                t0 = time.perf_counter()
+                dataset.splits[split] = decode_once(source, side)
+                log.info("decoded %s/%s once into a %dx%d uint8 cache (%.1f s)", dataset.name, split, side, side,
+                         time.perf_counter() - t0)
+    workers = cfg.workers if cfg.workers is not None else default_workers(device)
+    train_set = TransformedImages(dataset.train, train_transform(preprocessing, cfg.augment))
+    eval_set = TransformedImages(dataset.eval, eval_transform(preprocessing))
+    sampler = dist.sampler(train_set, cfg.seed)
+    loader_gen = torch.Generator()
+    train_loader = make_loader(train_set, cfg.batch_size, True, workers, device, loader_gen, sampler,
+                               drop_last=len(train_set) > cfg.batch_size)
+    eval_loader = make_loader(eval_set, cfg.batch_size, False, workers, device)
+    steps_per_epoch = max(1, len(train_loader) // cfg.accumulate_steps)
+    if cfg.max_steps_per_epoch:
+        steps_per_epoch = min(steps_per_epoch, cfg.max_steps_per_epoch)
+
+    frozen = parts.frozen_modules(model, cfg.freeze, info.classifier)
+    parts.set_frozen(frozen, True)
+    head, body = parts.split_head_and_body(model, info.classifier)
+    channels_last = cfg.channels_last if cfg.channels_last is not None else device.type == "cuda"
+    model.to(device, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+    optimizer = parts.build_optimizer(cfg, head, body, device)
+    scheduler = parts.build_scheduler(cfg, optimizer, steps_per_epoch)
+    scaler = torch.amp.GradScaler(device.type) if amp_dtype == torch.float16 else None
+    criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+
+    start_epoch, best_top1, best_epoch = 0, -1.0, -1
+    if resume is not None:
+        model_state, state, meta = load_resume_state(run_dir)
+        unwrap(model).load_state_dict(model_state)
+        if meta.get("optimizer", cfg.optimizer) != cfg.optimizer:
+            raise TrainingError(f"run {run_dir} was trained with {meta['optimizer']}; resume it with the same optimizer")
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        # a learning rate given on resume wins over the saved one (the schedule's shape is kept)
+        scheduler.base_lrs = [group["lr"] for group in parts.build_optimizer(cfg, head, body, device).param_groups]
+        if scaler is not None and state["scaler"]:
+            scaler.load_state_dict(state["scaler"])
+        start_epoch, best_top1, best_epoch = meta["epoch"] + 1, meta["best_top1"], meta["best_epoch"]
+        log.info("resuming %s at epoch %d of %d", run_dir, start_epoch + 1, cfg.epochs)
+    train_model = dist.wrap(model)
+    train_model = _maybe_compile(train_model, cfg, device, steps_per_epoch * (cfg.epochs - start_epoch))
+
+    meta_base = {
+        "model": cfg.model,
+        "create_model": {"name": cfg.model, "num_classes": dataset.num_classes},
+        "num_classes": dataset.num_classes,
+        "classes": dataset.classes,
+        "preprocessing": preprocessing,
+        "dataset": {"name": dataset.name, "layout": dataset.layout, "root": dataset.root,
+                    "eval_split": dataset.eval_split_name},
+        "run": run_dir.name,
+    }
+    history: list[dict[str, Any]] = []
+    bad_epochs = 0
+    log.info("training %s on %s (%d classes, %d train / %d val images) on %s, %s, batch %d, %d epochs",
+             cfg.model, dataset.name, dataset.num_classes, len(train_set), len(eval_set), device,
+             {None: "fp32"}.get(amp_dtype, str(amp_dtype).replace("torch.", "")), cfg.batch_size, cfg.epochs)
+    for epoch in range(start_epoch, cfg.epochs):
+        if cfg.unfreeze_at is not None and epoch >= cfg.unfreeze_at and frozen:
+            parts.set_frozen(frozen, False)
+            log.info("epoch %d: unfreezing the body (lr x %g)", epoch + 1, cfg.body_lr_scale)
+            frozen = []
+        torch.manual_seed(cfg.seed * 100_003 + epoch)  # augmentation and dropout: exact on resume
+        loader_gen.manual_seed(cfg.seed * 100_003 + epoch)
+        if sampler is not None:
+            sampler.set_epoch(epoch)
+        t0 = time.perf_counter()
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+        train_stats = _train_one_epoch(train_model, train_loader, criterion, optimizer, scheduler, scaler, cfg,
+                                       device, amp_dtype, channels_last, frozen, epoch, steps_per_epoch)
+        epoch_time = time.perf_counter() - t0
+        val = evaluate(model, eval_loader, criterion, device, amp_dtype, channels_last, dataset.num_classes)
+        row = {
+            "epoch": epoch + 1, **train_stats, "val_loss": val["val_loss"], "val_top1": val["val_top1"],
+            "val_top5": val["val_top5"], "lr": optimizer.param_groups[0]["lr"],
+            "images_per_s": train_stats["images"] / epoch_time, "epoch_time_s": epoch_time,
+            "peak_gpu_mem_mb": torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else 0.0,
+        }
+        improved = val["val_top1"] > best_top1
+        if improved:
+            best_top1, best_epoch, bad_epochs = val["val_top1"], epoch + 1, 0
+        else:
+            bad_epochs += 1
+        history.append(row)
+        if dist.is_main:
+            meta = {**meta_base, "epoch": epoch + 1, "metrics": {k: row[k] for k in ("val_top1", "val_top5", "val_loss")},
+                    "per_class_accuracy": dict(zip(dataset.classes, val["per_class_accuracy"]))}
+            if improved:
+                save_weights(run_dir / "best", model, meta)
+            save_weights(run_dir / "last", model, meta)
+            save_resume_state(run_dir, model, optimizer, scheduler, scaler,
+                              {**meta, "epoch": epoch, "best_top1": best_top1, "best_epoch": best_epoch,
+                               "optimizer": cfg.optimizer})
+            append_epoch(run_dir, row)
+            _write_json(run_dir / "final_metrics.json", {
+                "best_epoch": best_epoch, "best_val_top1": best_top1, "last_epoch": epoch + 1,
+                "per_class_accuracy": dict(zip(dataset.classes, val["per_class_accuracy"])),
+                "confusion_matrix": val["confusion_matrix"], "classes": dataset.classes,
+            })
+        log.info("epoch %d/%d  train loss %.4f top-1 %.3f | val loss %.4f top-1 %.3f top-5 %.3f | %.0f img/s, %.1f s%s",
+                 epoch + 1, cfg.epochs, row["train_loss"], row["train_top1"], row["val_loss"], row["val_top1"],
+                 row["val_top5"], row["images_per_s"], epoch_time, "  (best)" if improved else "")
+        if cfg.patience is not None and bad_epochs >= cfg.patience:
+            log.info("early stop: val top-1 has not improved for %d epochs", cfg.patience)
+            break
+    if dist.is_main:
+        final = run_dir / "final_metrics.json"
+        if final.is_file():
+            import json
+
+            write_plots(run_dir, dataset.classes, json.loads(final.read_text())["confusion_matrix"])
+    dist.close()
+    log.info("best val top-1 %.3f at epoch %d; run folder %s", best_top1, best_epoch, run_dir)
+    return RunResult(run_dir, best_top1, best_epoch, len(history), history)
+
+
+@torch.enable_grad()  # even if a caller switched autograd off globally
+def _train_one_epoch(model, loader, criterion, optimizer, scheduler, scaler, cfg, device, amp_dtype,
+                     channels_last, frozen, epoch, steps_per_epoch) -> dict[str, float]:
+    model.train()
+    parts.keep_frozen_norms_in_eval(frozen)
+    loss_sum = torch.zeros((), device=device)
+    correct = torch.zeros((), device=device, dtype=torch.int64)
+    seen = 0
+    progress = _progress(cfg.quiet, f"epoch {epoch + 1}/{cfg.epochs}", steps_per_epoch)
+    autocast = torch.autocast(device.type, dtype=amp_dtype) if amp_dtype else nullcontext()
+    optimizer.zero_grad(set_to_none=True)
+    step = 0
+    for micro, (images, labels) in enumerate(loader):
+        images = images.to(device, non_blocking=True,
+                            memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+        labels = labels.to(device, non_blocking=True)
+        with autocast:
+            logits = model(images)
+            loss = criterion(logits, labels)
+        scaled = loss / cfg.accumulate_steps
+        (scaler.scale(scaled) if scaler else scaled).backward()
+        loss_sum += loss.detach() * labels.numel()
+        correct += (logits.detach().argmax(1) == labels).sum()
+        seen += labels.numel()
+        if (micro + 1) % cfg.accumulate_steps:
+            continue
+        if cfg.grad_clip:
+            if scaler:
+                scaler.unscale_(optimizer)
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        if scaler:
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        scheduler.step()
+        step += 1
+        if step % CHECK_EVERY == 0 or step == steps_per_epoch:
+            current = loss_sum.item() / seen  # the one host sync per CHECK_EVERY steps
+            if not torch.isfinite(torch.tensor(current)):
+                progress.stop()
+                raise TrainingError(
+                    f"loss became {current} in epoch {epoch + 1} by step {step}; the last good checkpoint "
+                    "is kept. Lower --lr, use --grad-clip, or check the data"
+                )
+            progress.update(step, current, seen)
+        if step >= steps_per_epoch:
+            break
+    progress.stop()
+    return {"train_loss": loss_sum.item() / max(1, seen), "train_top1": correct.item() / max(1, seen), "images": seen}
+
+
+@torch.no_grad()
+def evaluate(model, loader, criterion, device, amp_dtype, channels_last, num_classes) -> dict[str, Any]:
+    model.eval()
+    acc = EvalAccumulator(num_classes, device)
+    autocast = torch.autocast(device.type, dtype=amp_dtype) if amp_dtype else nullcontext()
+    for images, labels in loader:
+        images = images.to(device, non_blocking=True,
+                            memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+        labels = labels.to(device, non_blocking=True)
+        with autocast:
+            logits = model(images).float()
+        acc.update(logits, labels, nn.functional.cross_entropy(logits, labels, reduction="sum"))
+    return acc.result()
+
+
+class _progress:
+    """A rich progress bar with loss, images/s and ETA; nothing at all in quiet mode."""
+
+    def __init__(self, quiet: bool, title: str, total: int):
+        self.bar = None
+        self.t0 = time.perf_counter()
+        if quiet:
+            return
+        from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.bar = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                            TextColumn("loss {task.fields[loss]:.4f}  {task.fields[ips]:.0f} img/s"),
+                            TimeRemainingColumn(), transient=True)
+        self.task = self.bar.add_task(title, total=total, loss=float("nan"), ips=0.0)
+        self.bar.start()
+
+    def update(self, step: int, loss: float, seen: int) -> None:
+        if self.bar:
+            self.bar.update(self.task, completed=step, loss=loss, ips=seen / (time.perf_counter() - self.t0))
+
+    def stop(self) -> None:
+        if self.bar:
+            self.bar.stop()
+            self.bar = None
+
+
+def _maybe_compile(model, cfg: TrainConfig, device: torch.device, total_steps: int):
+    """torch.compile only where its warm-up (tens of seconds) is repaid within the run."""
+    wanted = cfg.compile
+    reason = "asked for" if wanted else "off (asked)"
+    if wanted is None:
+        wanted = device.type == "cuda" and total_steps >= 1000
+        reason = (f"on: {total_steps} CUDA steps repay the warm-up" if wanted else
+                  f"off: {'not on CUDA' if device.type != 'cuda' else f'only {total_steps} steps'}")
+    log.info("torch.compile %s", reason)
+    return torch.compile(model) if wanted else model
+
+
+def _prepare_run_dir(cfg: TrainConfig, resume, is_main: bool) -> Path:
+    if resume is not None:
+        run_dir = resolve_run(resume)
+        return run_dir
+    if cfg.output:
+        run_dir = Path(cfg.output)
+    else:
+        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+        safe = lambda s: "".join(c if c.isalnum() or c in "-_" else "-" for c in Path(str(s)).name)  # noqa: E731
+        run_dir = Path("runs") / f"{safe(cfg.model)}-{safe(cfg.data)}-{stamp}"
+    if is_main:
+        if (run_dir / "last.safetensors").exists() and not cfg.overwrite:
+            raise TrainingError(f"{run_dir} already holds a run; use --resume {run_dir}, --overwrite or another --output")
+        try:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            probe = run_dir / ".write-test"
+            probe.write_text("ok")
+            probe.unlink()
+        except OSError as exc:
+            raise TrainingError(f"output folder {run_dir} is not writable ({exc.strerror}); choose another --output") from exc
+        for stale in ("metrics.jsonl", "metrics.csv", "best.safetensors", "best.json"):
+            (run_dir / stale).unlink(missing_ok=True)
+        cfg.save(run_dir / "config.json")
+        _point_latest(run_dir)
+    return run_dir
+
+
+def resolve_run(run: str | Path | None) -> Path:
+    """A run folder from a path, a name under runs/, or None/'latest' for runs/latest."""
+    candidates = [Path("runs") / "latest"] if run in (None, "latest") else [Path(run), Path("runs") / str(run)]
+    for path in candidates:
+        if (path / "config.json").is_file():
+            return path.resolve()
+    raise TrainingError(f"no run folder at {candidates[0]}; train one with `zoo finetune` or pass a run folder")
+
+
+def _point_latest(run_dir: Path) -> None:
+    latest = run_dir.parent / "latest"
+    tmp = run_dir.parent / f".latest-{os.getpid()}"
+    try:
+        tmp.unlink(missing_ok=True)
+        tmp.symlink_to(run_dir.resolve(), target_is_directory=True)
+        os.replace(tmp, latest)
+    except OSError:
+        pass  # no symlinks here: `latest` simply is not updated
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    import json
+
+    from zoo.engine.checkpoint import atomic_write_text
+
+    atomic_write_text(path, json.dumps(obj, indent=2))
+
+
+@dataclass
+class _DistributedContext:
+    """torchrun support: DDP over nccl (CUDA) or gloo (CPU), a DistributedSampler, rank 0 writes."""
+
+    world_size: int = 1
+    rank: int = 0
+    device: torch.device | None = None
+
+    @classmethod
+    def from_env(cls) -> _DistributedContext:
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        if world == 1:
+            return cls()
+        import torch.distributed as td
+
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        use_cuda = torch.cuda.is_available()
+        if not td.is_initialized():
+            td.init_process_group("nccl" if use_cuda else "gloo")
+        device = torch.device("cuda", local) if use_cuda else torch.device("cpu")
+        if use_cuda:
+            torch.cuda.set_device(device)
+        return cls(world, td.get_rank(), device)
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def sampler(self, dataset, seed: int):
+        if self.world_size == 1:
+            return None
+        from torch.utils.data.distributed import DistributedSampler
+
+        return DistributedSampler(dataset, num_replicas=self.world_size, rank=self.rank, shuffle=True, seed=seed)
+
+    def wrap(self, model: nn.Module) -> nn.Module:
+        if self.world_size == 1:
+            return model
+        from torch.nn.parallel import DistributedDataParallel
+
+        ids = [self.device.index] if self.device is not None and self.device.type == "cuda" else None
+        return DistributedDataParallel(model, device_ids=ids)
+
+    def close(self) -> None:
+        if self.world_size > 1:
+            import torch.distributed as td
+
+            td.barrier()
+            td.destroy_process_group()
