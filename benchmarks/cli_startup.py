@@ -1,0 +1,25 @@
+"""How long `zoo --help` and `zoo list` take (target for --help: under 0.3 s on the 2-core box).
+
+    python benchmarks/cli_startup.py [--repeat 5]
+"""
+
+import argparse
+import statistics
+import subprocess
+import sys
+import time
+
+from _table import report
+
+parser = argparse.ArgumentParser()
+parser.add_argument("--repeat", type=int, default=5)
+args = parser.parse_args()
+rows = []
+for command in (["--help"], ["list"], ["plugins"]):
+    times = []
+    for _ in range(args.repeat):
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "zoo", *command], check=True, capture_output=True)
+        times.append(time.perf_counter() - t0)
+    rows.append({"command": "zoo " + " ".join(command), "median_s": statistics.median(times), "min_s": min(times)})
+report("cli_startup", rows)
