@@ -46,7 +46,6 @@ def test_checkpoints_carry_metadata_and_load_safely(tmp_path):
     model = zoo.create_model("example_tinynet", weights=run / "best.safetensors")
     assert model.fc.out_features == 3 and model.zoo_load_report.dropped == []
     assert json.loads((run / "config.json").read_text())["epochs"] == 2
-    assert (run.parent / "latest").resolve() != run.resolve() or True  # output given: latest lives beside it
 
 
 def test_frozen_backbone_stays_bit_identical(tmp_path):
