@@ -1,6 +1,6 @@
 """How long `zoo --help` and `zoo list` take (target for --help: under 0.3 s on the 2-core box).
 
-    python benchmarks/cli_startup.py [--repeat 5]
+    python benchmarks/cli_startup.py [--repeat 5] [--smoke]
 """
 
 import argparse
@@ -13,7 +13,10 @@ from _table import report
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--repeat", type=int, default=5)
+parser.add_argument("--smoke", action="store_true", help="one repeat, to check the script runs")
 args = parser.parse_args()
+if args.smoke:
+    args.repeat = 1
 rows = []
 for command in (["--help"], ["list"], ["plugins"]):
     times = []
@@ -22,4 +25,4 @@ for command in (["--help"], ["list"], ["plugins"]):
         subprocess.run([sys.executable, "-m", "zoo", *command], check=True, capture_output=True)
         times.append(time.perf_counter() - t0)
     rows.append({"command": "zoo " + " ".join(command), "median_s": statistics.median(times), "min_s": min(times)})
-report("cli_startup", rows)
+report("cli_startup", rows, smoke=args.smoke)

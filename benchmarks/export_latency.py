@@ -59,4 +59,4 @@ for name in args.models:
                 ms = timed(fn, batch, args.repeat)
                 base = base or ms
                 rows.append({"model": name, "batch": bs, "runtime": runtime, "ms": ms, "speedup_vs_eager": base / ms})
-report("export_latency", rows, {"size": args.size, "threads": torch.get_num_threads()})
+report("export_latency", rows, {"size": args.size, "threads": torch.get_num_threads()}, smoke=args.smoke)

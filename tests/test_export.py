@@ -17,7 +17,8 @@ pytestmark = pytest.mark.export
 @pytest.fixture(scope="module")
 def trained_run(tmp_path_factory):
     run = tmp_path_factory.mktemp("runs") / "shapes"
-    zoo.finetune(model="example_tinynet", data="example_shapes", epochs=2, batch_size=32, output=str(run),
+    # 6 epochs at lr 3e-3 reach 0.97-1.0 val top-1 on the CPU box (2 epochs stay near chance)
+    zoo.finetune(model="example_tinynet", data="example_shapes", epochs=6, lr=3e-3, batch_size=32, output=str(run),
                  quiet=True, workers=0)
     return run
 
@@ -48,7 +49,7 @@ def test_predict_agrees_between_checkpoint_and_onnx(trained_run, tmp_path):
     from_onnx = zoo.predict(tmp_path / "out" / "model.onnx", [folder], top_k=2)
     assert [r["top"][0]["label"] for r in from_ckpt] == [r["top"][0]["label"] for r in from_onnx]
     truth = [dataset.classes[int(dataset.eval.labels[i])] for i in range(6)]
-    assert sum(a == b for a, b in zip([r["top"][0]["label"] for r in from_onnx], truth)) >= 3
+    assert sum(a == b for a, b in zip([r["top"][0]["label"] for r in from_onnx], truth)) >= 5
     result = CliRunner().invoke(app, ["predict", str(tmp_path / "out" / "model.onnx"), str(folder / "0.png"), "--json", "-k", "3"])
     assert result.exit_code == 0, result.output
     payload = json.loads(result.output)

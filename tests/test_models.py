@@ -85,6 +85,16 @@ def test_weights_from_file_drop_mismatched_head(tmp_path):
     torch.testing.assert_close(model.fc.weight, source.fc.weight)
 
 
+@pytest.mark.parametrize("weights", ["", "none"])
+def test_empty_weights_mean_random_init(weights):
+    # `--weights ""` is how examples/ train a recipe that names DEFAULT where no weights can be had
+    torch.manual_seed(0)
+    model = zoo.create_model("example_tinynet", num_classes=3, weights=weights)
+    torch.manual_seed(0)
+    assert torch.equal(model.fc.weight, zoo.create_model("example_tinynet", num_classes=3).fc.weight)
+    assert not hasattr(model, "zoo_load_report")
+
+
 def test_weights_of_another_architecture_are_refused(tmp_path):
     from safetensors.torch import save_file
 

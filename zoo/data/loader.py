@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import torch
 from PIL import Image
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from zoo.data.dataset import ArrayImages, FileImages, ImageSource
 
@@ -20,14 +20,52 @@ CACHE_BUDGET_BYTES = 4 << 30  # decode-once cache is used automatically below th
 
 
 class TransformedImages(Dataset):
+    """(transformed image, label) by index, or by (index, seed) from a SeededSampler."""
+
     def __init__(self, source: ImageSource, transform: Callable):
         self.source, self.transform = source, transform
 
     def __len__(self) -> int:
         return len(self.source)
 
-    def __getitem__(self, index: int):
-        return self.transform(self.source.load(index)), int(self.source.labels[index])
+    def __getitem__(self, key: int | tuple[int, int]):
+        index, seed = key if isinstance(key, tuple) else (key, None)
+        if isinstance(self.source, ArrayImages):  # v2 transforms take the uint8 tensor as it is: no PIL round trip
+            image = torch.from_numpy(self.source.images[index]).permute(2, 0, 1)
+        else:
+            image = self.source.load(index)
+        if seed is None:
+            return self.transform(image), int(self.source.labels[index])
+        with torch.random.fork_rng(devices=[]):  # the image's own random draw, whichever worker runs it
+            torch.manual_seed(seed)
+            return self.transform(image), int(self.source.labels[index])
+
+
+class SeededSampler(Sampler):
+    """Shuffled indices, each paired with a seed for that image's augmentation.
+
+    Workers keep their random state from one epoch to the next (persistent workers) and the
+    images an epoch gives each worker vary, so augmentations drawn from worker RNGs are not
+    reproducible. Seeds drawn here, in the main process from ``generator`` (which the trainer
+    seeds per epoch), make an epoch the same with any number of workers and after resume.
+    ``order`` (a DistributedSampler under torchrun) gives the indices; by default a permutation.
+    """
+
+    def __init__(self, size: int, generator: torch.Generator, order: Sampler | None = None):
+        self.size, self.generator, self.order = size, generator, order
+
+    def __len__(self) -> int:
+        return len(self.order) if self.order is not None else self.size
+
+    def set_epoch(self, epoch: int) -> None:
+        if hasattr(self.order, "set_epoch"):  # DistributedSampler
+            self.order.set_epoch(epoch)
+
+    def __iter__(self):
+        indices = list(self.order) if self.order is not None else torch.randperm(self.size, generator=self.generator)
+        base = int(torch.randint(0, 2**62, (), generator=self.generator))
+        for index in indices:
+            yield int(index), base + int(index)
 
 
 def cache_size_bytes(source: ImageSource, side: int) -> int:
@@ -35,16 +73,21 @@ def cache_size_bytes(source: ImageSource, side: int) -> int:
 
 
 def decode_once(source: ImageSource, side: int, workers: int = 8) -> ArrayImages:
-    """Decode every file once, resized (shorter side) and center-cropped to side x side, as uint8.
+    """Every image once, resized (shorter side) and center-cropped to side x side, as uint8.
 
     Augmentation then runs on the cached arrays, so epochs after the first do no JPEG work.
+    Array sources of another size (CIFAR at 32 px for a 64 px model) are brought to ``side`` too.
     """
-    if isinstance(source, ArrayImages):
+    if isinstance(source, ArrayImages) and source.images.shape[1:3] == (side, side):
         return source
-    from zoo.data.decode import decode_rgb
 
-    def load(path: str) -> np.ndarray:
-        image = decode_rgb(path, draft_size=(side, side))
+    def load(index: int) -> np.ndarray:
+        if isinstance(source, FileImages):
+            from zoo.data.decode import decode_rgb
+
+            image = decode_rgb(source.paths[index], draft_size=(side, side))
+        else:
+            image = source.load(index)
         scale = side / min(image.size)
         w, h = max(side, round(image.width * scale)), max(side, round(image.height * scale))
         image = image.resize((w, h), Image.Resampling.BILINEAR, reducing_gap=None)
@@ -52,7 +95,7 @@ def decode_once(source: ImageSource, side: int, workers: int = 8) -> ArrayImages
         return np.asarray(image.crop((left, top, left + side, top + side)))
 
     with ThreadPoolExecutor(max_workers=workers) as pool:  # PIL releases the GIL while decoding
-        images = np.stack(list(pool.map(load, source.paths)))
+        images = np.stack(list(pool.map(load, range(len(source)))))
     return ArrayImages(images, source.labels)
 
 
@@ -71,16 +114,18 @@ def make_loader(
     sampler=None,
     drop_last: bool = False,
 ) -> DataLoader:
+    """A DataLoader tuned for training; with ``shuffle`` the order and augmentations follow ``generator``."""
+    if shuffle:
+        sampler = SeededSampler(len(dataset), generator or torch.Generator(), order=sampler)
     return DataLoader(
         dataset,
         batch_size=batch_size,
-        shuffle=shuffle if sampler is None else False,
         sampler=sampler,
         num_workers=workers,
         pin_memory=device.type == "cuda",
         persistent_workers=workers > 0,
         prefetch_factor=4 if workers > 0 else None,
-        generator=generator,
+        generator=torch.Generator(),  # worker base seeds: unused (images carry seeds), and no global RNG draw
         drop_last=drop_last,
     )
 

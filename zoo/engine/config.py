@@ -15,6 +15,8 @@ OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULERS = ("cosine", "step", "multistep", "onecycle", "none")
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
 CACHE_MODES = ("auto", "memory", "none")
+PIPELINES = ("auto", "workers", "device")
+FEATURE_CACHE = ("auto", "off")
 
 
 @dataclass
@@ -47,8 +49,11 @@ class TrainConfig:
     compile: bool | None = None  # default: on for cuda when the run is long enough to repay it
     workers: int | None = None
     weights: str | None = None  # None, "DEFAULT" or a path
+    new_head: bool = False  # a weights file trained for another class count: keep its body, start a new head
     augment: str = "auto"
     cache: str = "auto"  # decode-once uint8 cache of file datasets
+    pipeline: str = "auto"  # augment per image in DataLoader workers, or whole batches on the device (auto: when cached)
+    feature_cache: str = "auto"  # head-only training without augmentation: compute backbone features once
     freeze: str = "none"  # none | backbone | <n first stages>
     unfreeze_at: int | None = None  # epoch at which a frozen body starts training
     body_lr_scale: float = 0.1  # body lr = lr * this once unfrozen
@@ -62,6 +67,7 @@ class TrainConfig:
         for name, value, allowed in (
             ("optimizer", self.optimizer, OPTIMIZERS), ("scheduler", self.scheduler, SCHEDULERS),
             ("precision", self.precision, PRECISIONS), ("cache", self.cache, CACHE_MODES),
+            ("pipeline", self.pipeline, PIPELINES), ("feature_cache", self.feature_cache, FEATURE_CACHE),
         ):
             if value not in allowed:
                 raise TrainingError(f"unknown {name} {value!r}; use one of {', '.join(allowed)}")

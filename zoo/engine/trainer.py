@@ -15,9 +15,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from zoo.engine import parts
+from zoo.engine import feature_cache, parts
 from zoo.engine.checkpoint import load_resume_state, save_resume_state, save_weights, unwrap
 from zoo.engine.config import TrainConfig
+from zoo.engine.inputs import build_inputs
 from zoo.engine.metrics import EvalAccumulator, append_epoch, write_plots
 from zoo.errors import TrainingError
 
@@ -37,10 +38,7 @@ class RunResult:
 def fit(cfg: TrainConfig, resume: str | Path | None = None) -> RunResult:
     """Train cfg.model on cfg.data; see TrainConfig for every option."""
     from zoo.data.api import create_dataset
-    from zoo.data.loader import TransformedImages, cache_size_bytes, decode_once, default_workers, make_loader
-    from zoo.data.loader import CACHE_BUDGET_BYTES, is_file_backed
-    from zoo.data.transforms import eval_transform, train_transform
-    from zoo.models.api import create_model, model_info
+    from zoo.models.api import create_model, find_classifier, model_info
 
     dist = _DistributedContext.from_env()
     run_dir = _prepare_run_dir(cfg, resume, dist.is_main)
@@ -53,34 +51,22 @@ def fit(cfg: TrainConfig, resume: str | Path | None = None) -> RunResult:
     preprocessing = info.preprocessing(cfg.image_size)
     torch.manual_seed(cfg.seed)  # the same seed gives the same initial weights
     model = create_model(cfg.model, num_classes=dataset.num_classes, weights=cfg.weights)
+    if resume is None:
+        _check_head_fits(cfg, model, dataset)
     if dataset.split_file and dist.is_main:
         _write_json(run_dir / "split.json", dataset.split_file)
 
-    if cfg.cache != "none":
-        side = preprocessing["resize_size"]
-        for split, source in list(dataset.splits.items()):
-            fits = cache_size_bytes(source, side) <= CACHE_BUDGET_BYTES
-            if is_file_backed(source) and (cfg.cache == "memory" or fits):
-                t0 = time.perf_counter()
-                dataset.splits[split] = decode_once(source, side)
-                log.info("decoded %s/%s once into a %dx%d uint8 cache (%.1f s)", dataset.name, split, side, side,
-                         time.perf_counter() - t0)
-    workers = cfg.workers if cfg.workers is not None else default_workers(device)
-    train_set = TransformedImages(dataset.train, train_transform(preprocessing, cfg.augment))
-    eval_set = TransformedImages(dataset.eval, eval_transform(preprocessing))
-    sampler = dist.sampler(train_set, cfg.seed)
+    channels_last = cfg.channels_last if cfg.channels_last is not None else device.type == "cuda"
     loader_gen = torch.Generator()
-    train_loader = make_loader(train_set, cfg.batch_size, True, workers, device, loader_gen, sampler,
-                               drop_last=len(train_set) > cfg.batch_size)
-    eval_loader = make_loader(eval_set, cfg.batch_size, False, workers, device)
-    steps_per_epoch = max(1, len(train_loader) // cfg.accumulate_steps)
+    inputs = build_inputs(cfg, dataset, preprocessing, device, channels_last, loader_gen,
+                          lambda source: dist.sampler(source, cfg.seed))
+    steps_per_epoch = max(1, len(inputs.train) // cfg.accumulate_steps)
     if cfg.max_steps_per_epoch:
         steps_per_epoch = min(steps_per_epoch, cfg.max_steps_per_epoch)
 
     frozen = parts.frozen_modules(model, cfg.freeze, info.classifier)
     parts.set_frozen(frozen, True)
     head, body = parts.split_head_and_body(model, info.classifier)
-    channels_last = cfg.channels_last if cfg.channels_last is not None else device.type == "cuda"
     model.to(device, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
     optimizer = parts.build_optimizer(cfg, head, body, device)
     scheduler = parts.build_scheduler(cfg, optimizer, steps_per_epoch)
@@ -101,7 +87,14 @@ def fit(cfg: TrainConfig, resume: str | Path | None = None) -> RunResult:
             scaler.load_state_dict(state["scaler"])
         start_epoch, best_top1, best_epoch = meta["epoch"] + 1, meta["best_top1"], meta["best_epoch"]
         log.info("resuming %s at epoch %d of %d", run_dir, start_epoch + 1, cfg.epochs)
-    train_model = dist.wrap(model)
+    train_model = model
+    if feature_cache.wanted(cfg, inputs.augment, dist.world_size > 1):
+        head_attr, _ = find_classifier(model, info.classifier.split(".")[0])
+        shortcut = feature_cache.head_only_inputs(model, head_attr, inputs, cfg, device, amp_dtype, loader_gen)
+        if shortcut is not None:  # from here on the head alone trains and evaluates, on cached features
+            train_model, inputs = shortcut
+    eval_model = train_model
+    train_model = dist.wrap(train_model)
     train_model = _maybe_compile(train_model, cfg, device, steps_per_epoch * (cfg.epochs - start_epoch))
 
     meta_base = {
@@ -110,6 +103,7 @@ def fit(cfg: TrainConfig, resume: str | Path | None = None) -> RunResult:
         "num_classes": dataset.num_classes,
         "classes": dataset.classes,
         "preprocessing": preprocessing,
+        "training_inputs": {"augment": inputs.augment, "pipeline": inputs.pipeline},
         "dataset": {"name": dataset.name, "layout": dataset.layout, "root": dataset.root,
                     "eval_split": dataset.eval_split_name},
         "run": run_dir.name,
@@ -117,7 +111,7 @@ def fit(cfg: TrainConfig, resume: str | Path | None = None) -> RunResult:
     history: list[dict[str, Any]] = []
     bad_epochs = 0
     log.info("training %s on %s (%d classes, %d train / %d val images) on %s, %s, batch %d, %d epochs",
-             cfg.model, dataset.name, dataset.num_classes, len(train_set), len(eval_set), device,
+             cfg.model, dataset.name, dataset.num_classes, inputs.train_images, inputs.eval_images, device,
              {None: "fp32"}.get(amp_dtype, str(amp_dtype).replace("torch.", "")), cfg.batch_size, cfg.epochs)
     for epoch in range(start_epoch, cfg.epochs):
         if cfg.unfreeze_at is not None and epoch >= cfg.unfreeze_at and frozen:
@@ -126,15 +120,14 @@ def fit(cfg: TrainConfig, resume: str | Path | None = None) -> RunResult:
             frozen = []
         torch.manual_seed(cfg.seed * 100_003 + epoch)  # augmentation and dropout: exact on resume
         loader_gen.manual_seed(cfg.seed * 100_003 + epoch)
-        if sampler is not None:
-            sampler.set_epoch(epoch)
+        inputs.train.set_epoch(epoch)
         t0 = time.perf_counter()
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
-        train_stats = _train_one_epoch(train_model, train_loader, criterion, optimizer, scheduler, scaler, cfg,
-                                       device, amp_dtype, channels_last, frozen, epoch, steps_per_epoch)
+        train_stats = _train_one_epoch(train_model, inputs.train, criterion, optimizer, scheduler, scaler, cfg,
+                                       device, amp_dtype, frozen, epoch, steps_per_epoch)
         epoch_time = time.perf_counter() - t0
-        val = evaluate(model, eval_loader, criterion, device, amp_dtype, channels_last, dataset.num_classes)
+        val = evaluate(eval_model, inputs.eval, criterion, device, amp_dtype, dataset.num_classes)
         row = {
             "epoch": epoch + 1, **train_stats, "val_loss": val["val_loss"], "val_top1": val["val_top1"],
             "val_top5": val["val_top5"], "lr": optimizer.param_groups[0]["lr"],
@@ -180,8 +173,8 @@ def fit(cfg: TrainConfig, resume: str | Path | None = None) -> RunResult:
 
 
 @torch.enable_grad()  # even if a caller switched autograd off globally
-def _train_one_epoch(model, loader, criterion, optimizer, scheduler, scaler, cfg, device, amp_dtype,
-                     channels_last, frozen, epoch, steps_per_epoch) -> dict[str, float]:
+def _train_one_epoch(model, batches, criterion, optimizer, scheduler, scaler, cfg, device, amp_dtype,
+                     frozen, epoch, steps_per_epoch) -> dict[str, float]:
     model.train()
     parts.keep_frozen_norms_in_eval(frozen)
     loss_sum = torch.zeros((), device=device)
@@ -191,10 +184,7 @@ def _train_one_epoch(model, loader, criterion, optimizer, scheduler, scaler, cfg
     autocast = torch.autocast(device.type, dtype=amp_dtype) if amp_dtype else nullcontext()
     optimizer.zero_grad(set_to_none=True)
     step = 0
-    for micro, (images, labels) in enumerate(loader):
-        images = images.to(device, non_blocking=True,
-                            memory_format=torch.channels_last if channels_last else torch.contiguous_format)
-        labels = labels.to(device, non_blocking=True)
+    for micro, (images, labels) in enumerate(batches):  # already on the device
         with autocast:
             logits = model(images)
             loss = criterion(logits, labels)
@@ -233,14 +223,11 @@ def _train_one_epoch(model, loader, criterion, optimizer, scheduler, scaler, cfg
 
 
 @torch.no_grad()
-def evaluate(model, loader, criterion, device, amp_dtype, channels_last, num_classes) -> dict[str, Any]:
+def evaluate(model, batches, criterion, device, amp_dtype, num_classes) -> dict[str, Any]:
     model.eval()
     acc = EvalAccumulator(num_classes, device)
     autocast = torch.autocast(device.type, dtype=amp_dtype) if amp_dtype else nullcontext()
-    for images, labels in loader:
-        images = images.to(device, non_blocking=True,
-                            memory_format=torch.channels_last if channels_last else torch.contiguous_format)
-        labels = labels.to(device, non_blocking=True)
+    for images, labels in batches:  # already on the device
         with autocast:
             logits = model(images).float()
         acc.update(logits, labels, nn.functional.cross_entropy(logits, labels, reduction="sum"))
@@ -283,6 +270,17 @@ def _maybe_compile(model, cfg: TrainConfig, device: torch.device, total_steps: i
                   f"off: {'not on CUDA' if device.type != 'cuda' else f'only {total_steps} steps'}")
     log.info("torch.compile %s", reason)
     return torch.compile(model) if wanted else model
+
+
+def _check_head_fits(cfg: TrainConfig, model: nn.Module, dataset) -> None:
+    """A weights file whose head was trained for other classes is a mistake unless asked for."""
+    report = getattr(model, "zoo_load_report", None)
+    if report is None or not report.dropped or str(cfg.weights).upper() == "DEFAULT" or cfg.new_head:
+        return  # published weights always get a new head for the dataset's classes
+    raise TrainingError(
+        f"--weights {cfg.weights} has a head for another number of classes than {dataset.name} "
+        f"({dataset.num_classes}); pass --new-head to keep its body and train a new head"
+    )
 
 
 def _prepare_run_dir(cfg: TrainConfig, resume, is_main: bool) -> Path:

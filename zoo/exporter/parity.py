@@ -27,24 +27,28 @@ def load_eval_images(meta: dict[str, Any], run_dir: Path | None, images: str | P
             raise ExportError(f"no images found in {folder} for the parity check")
         tensors = [transform(decode_rgb(p)) for p in files[:limit]]
         return torch.stack(tensors), str(folder)
-    from zoo.data.api import create_dataset
-
-    info = meta.get("dataset", {})
-    options: dict[str, Any] = {}
-    if run_dir is not None and (run_dir / "config.json").is_file():
-        cfg = json.loads((run_dir / "config.json").read_text())
-        options = {"val_ratio": cfg.get("val_ratio", 0.2), "seed": cfg.get("seed", 0), "data_root": cfg.get("data_root")}
     try:
-        dataset = create_dataset(cfg["data"] if run_dir is not None and options else info.get("name", ""), **options)
+        dataset = _training_dataset(meta, run_dir)
     except Exception as exc:  # noqa: BLE001 - any data problem: ask for --images instead
         raise ExportError(
             f"cannot open the run's validation data for the parity check ({exc}); pass --images DIR"
         ) from exc
+    info = meta.get("dataset", {})
     source = dataset.splits.get(info.get("eval_split", ""), None) or dataset.eval
     count = min(limit, len(source))
     # spread over the split so several classes are covered
     picks = np.linspace(0, len(source) - 1, count).astype(int) if count else []
     return torch.stack([transform(source.load(int(i))) for i in picks]), f"{dataset.name}/{dataset.eval_split_name}"
+
+
+def _training_dataset(meta: dict[str, Any], run_dir: Path | None):
+    """The dataset the run trained on, opened with the run's own options so the split is the same."""
+    from zoo.data.api import create_dataset
+
+    config_file = run_dir / "config.json" if run_dir is not None else None
+    config = json.loads(config_file.read_text()) if config_file is not None and config_file.is_file() else {}
+    name = config.get("data") or meta.get("dataset", {}).get("name", "")
+    return create_dataset(name, **{k: config[k] for k in ("val_ratio", "seed", "data_root") if k in config})
 
 
 def compare(reference: np.ndarray, candidate: np.ndarray) -> dict[str, float]:

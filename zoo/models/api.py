@@ -31,7 +31,7 @@ def create_model(
 ):
     """Build a registered model with a ``num_classes`` head, optionally loading weights.
 
-    ``weights`` is None (random init), ``"DEFAULT"`` (the published weights: cache, then
+    ``weights`` is None, "" or "none" (random init), ``"DEFAULT"`` (the published weights: cache, then
     download) or a path (.safetensors, .pt/.pth or a zoo run folder). A head of another size
     in the weights is dropped and reported; ``model.zoo_load_report`` tells what was loaded.
     """
@@ -39,7 +39,7 @@ def create_model(
 
     info = model_info(name)
     state = None
-    if weights is None:
+    if weights is None or str(weights).strip().lower() in ("", "none"):  # `--weights ""` on the command line
         source = "random init"
     elif str(weights).upper() == "DEFAULT":
         state, source = pretrained_state_dict(info)

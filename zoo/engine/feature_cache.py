@@ -1,0 +1,78 @@
+"""Head-only training on backbone features computed once.
+
+With the backbone frozen and no augmentation, every epoch would push the same images through
+the same frozen layers. Instead the features (the head's input) are computed once and the
+head alone trains on them: epochs take milliseconds instead of a full forward pass.
+The shortcut checks itself: the head applied to cached features must reproduce the whole
+model's logits, else training goes the ordinary way.
+"""
+
+from __future__ import annotations
+
+import logging
+from contextlib import nullcontext
+
+import torch
+from torch import nn
+
+from zoo.data.loader import CACHE_BUDGET_BYTES
+from zoo.data.pipeline import CachedBatches
+from zoo.engine.config import TrainConfig
+from zoo.engine.inputs import Inputs
+
+log = logging.getLogger("zoo.engine")
+
+
+def wanted(cfg: TrainConfig, augment: str, distributed: bool) -> bool:
+    return (cfg.feature_cache == "auto" and cfg.freeze == "backbone" and cfg.unfreeze_at is None
+            and augment == "none" and not distributed)
+
+
+def head_only_inputs(model: nn.Module, head_attr: str, inputs: Inputs, cfg: TrainConfig, device: torch.device,
+                     amp_dtype: torch.dtype | None, generator: torch.Generator) -> tuple[nn.Module, Inputs] | None:
+    """(the head, batches of features) or None when the model does not fit the shortcut."""
+    head = getattr(model, head_attr)
+    autocast = torch.autocast(device.type, dtype=amp_dtype) if amp_dtype else nullcontext()
+    setattr(model, head_attr, nn.Identity())
+    try:
+        model.eval()
+        train_x, train_y = _features(model, inputs.plain_train(), autocast)
+        eval_x, eval_y = _features(model, inputs.eval, autocast)
+    finally:
+        setattr(model, head_attr, head)
+    size = (train_x.numel() + eval_x.numel()) * train_x.element_size()
+    if size > CACHE_BUDGET_BYTES:
+        log.info("feature cache off: %.1f GB of features is over the cache budget", size / 1e9)
+        return None
+    if not _reproduces_model(model, head, inputs.eval, eval_x, autocast):
+        log.info("feature cache off: %s is not head(features), training the ordinary way", type(model).__name__)
+        return None
+    log.info("feature cache: backbone features computed once (%s per image); only %s trains",
+             "x".join(map(str, train_x.shape[1:])), head_attr)
+    features = Inputs(
+        CachedBatches(train_x, train_y, None, cfg.batch_size, device, True, generator=generator,
+                      drop_last=len(train_y) > cfg.batch_size),
+        CachedBatches(eval_x, eval_y, None, cfg.batch_size, device, False),
+        inputs.train_images, inputs.eval_images, inputs.augment, inputs.pipeline + " + feature cache",
+        inputs.plain_train,
+    )
+    return head, features
+
+
+@torch.no_grad()
+def _features(body: nn.Module, batches, autocast) -> tuple[torch.Tensor, torch.Tensor]:
+    feats, labels = [], []
+    for images, y in batches:
+        with autocast:
+            feats.append(body(images).float())
+        labels.append(y)
+    return torch.cat(feats), torch.cat(labels)
+
+
+@torch.no_grad()
+def _reproduces_model(model: nn.Module, head: nn.Module, eval_batches, eval_x: torch.Tensor, autocast) -> bool:
+    images, _ = next(iter(eval_batches))
+    with autocast:
+        whole = model(images).float()
+        split = head(eval_x[: len(images)]).float()
+    return bool(torch.allclose(whole, split, rtol=1e-3, atol=1e-3 * (1 + whole.abs().max().item())))
