@@ -14,6 +14,7 @@ BENCHMARKS = {
     "data_loading": ("images_per_s", 3),
     "export_latency": ("ms", 6),
     "frozen_backbone": ("epoch_s", 4),
+    "recipes": ("train_s", 3),
 }
 
 

@@ -110,9 +110,10 @@ def fit(cfg: TrainConfig, resume: str | Path | None = None) -> RunResult:
     }
     history: list[dict[str, Any]] = []
     bad_epochs = 0
-    log.info("training %s on %s (%d classes, %d train / %d val images) on %s, %s, batch %d, %d epochs",
-             cfg.model, dataset.name, dataset.num_classes, inputs.train_images, inputs.eval_images, device,
-             {None: "fp32"}.get(amp_dtype, str(amp_dtype).replace("torch.", "")), cfg.batch_size, cfg.epochs)
+    log.info("training %s on %s (%d classes, %d train / %d val images) on %s, %s, batch %d, %d epochs, "
+             "augment %s (%s)", cfg.model, dataset.name, dataset.num_classes, inputs.train_images,
+             inputs.eval_images, device, {None: "fp32"}.get(amp_dtype, str(amp_dtype).replace("torch.", "")),
+             cfg.batch_size, cfg.epochs, inputs.augment, inputs.pipeline)
     for epoch in range(start_epoch, cfg.epochs):
         if cfg.unfreeze_at is not None and epoch >= cfg.unfreeze_at and frozen:
             parts.set_frozen(frozen, False)
