@@ -118,6 +118,21 @@ def test_nan_loss_stops_with_epoch_and_keeps_last_checkpoint(tmp_path):
     assert (run / "last.safetensors").read_bytes() == good
 
 
+def test_out_of_gpu_memory_is_one_line_with_a_smaller_batch(tmp_path, monkeypatch):
+    import zoo.engine.trainer as trainer
+
+    def no_memory(*args, **kwargs):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(trainer, "_train_one_epoch", no_memory)
+    result = CliRunner().invoke(app, ["finetune", "example_tinynet", "--data", "example_shapes", "--batch-size", "64",
+                                      "-o", str(tmp_path / "run"), "-q", "--workers", "0"])
+    assert result.exit_code == 1
+    assert result.output.splitlines()[-1] == (
+        "error: out of GPU memory in epoch 1 at batch size 64; use --batch-size 32 with --accumulate-steps 2 "
+        "(same effective batch) or a smaller --image-size; the last good checkpoint is kept")
+
+
 def test_errors_before_training_are_one_line(tmp_path):
     runner = CliRunner()
     result = runner.invoke(app, ["finetune", "resnet18", "--data", str(tmp_path / "nothing")])

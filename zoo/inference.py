@@ -28,13 +28,13 @@ def load_predictor(model_file: str | Path):
             raise ZooError(f"{path} has no zoo metadata (zoo.meta); export it with `zoo export`")
         return onnx_runner(path), json.loads(props["zoo.meta"])
     if path.suffix == ".pt" and _is_torchscript(path):
-        from zoo.exporter.parity import torchscript_runner
+        from zoo.exporter.parity import load_torchscript, torchscript_runner
 
         files = {"zoo.json": ""}
-        torch.jit.load(str(path), map_location="cpu", _extra_files=files)
+        module = load_torchscript(path, files)
         if not files["zoo.json"]:
             raise ZooError(f"{path} has no zoo metadata (zoo.json); export it with `zoo export`")
-        return torchscript_runner(path), json.loads(files["zoo.json"])
+        return torchscript_runner(module), json.loads(files["zoo.json"])
     from zoo.exporter.loading import load_checkpoint
 
     loaded = load_checkpoint(checkpoint=path) if path.suffix == ".safetensors" or path.is_dir() else load_checkpoint(run=path)

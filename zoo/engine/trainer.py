@@ -125,10 +125,13 @@ def fit(cfg: TrainConfig, resume: str | Path | None = None) -> RunResult:
         t0 = time.perf_counter()
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
-        train_stats = _train_one_epoch(train_model, inputs.train, criterion, optimizer, scheduler, scaler, cfg,
-                                       device, amp_dtype, frozen, epoch, steps_per_epoch)
-        epoch_time = time.perf_counter() - t0
-        val = evaluate(eval_model, inputs.eval, criterion, device, amp_dtype, dataset.num_classes)
+        try:
+            train_stats = _train_one_epoch(train_model, inputs.train, criterion, optimizer, scheduler, scaler, cfg,
+                                           device, amp_dtype, frozen, epoch, steps_per_epoch)
+            epoch_time = time.perf_counter() - t0
+            val = evaluate(eval_model, inputs.eval, criterion, device, amp_dtype, dataset.num_classes)
+        except torch.OutOfMemoryError as exc:
+            raise _out_of_memory(cfg, epoch) from exc
         row = {
             "epoch": epoch + 1, **train_stats, "val_loss": val["val_loss"], "val_top1": val["val_top1"],
             "val_top5": val["val_top5"], "lr": optimizer.param_groups[0]["lr"],
@@ -271,6 +274,15 @@ def _maybe_compile(model, cfg: TrainConfig, device: torch.device, total_steps: i
                   f"off: {'not on CUDA' if device.type != 'cuda' else f'only {total_steps} steps'}")
     log.info("torch.compile %s", reason)
     return torch.compile(model) if wanted else model
+
+
+def _out_of_memory(cfg: TrainConfig, epoch: int) -> TrainingError:
+    smaller = max(1, cfg.batch_size // 2)
+    return TrainingError(
+        f"out of GPU memory in epoch {epoch + 1} at batch size {cfg.batch_size}; use --batch-size {smaller} "
+        f"with --accumulate-steps {cfg.accumulate_steps * 2} (same effective batch) or a smaller --image-size; "
+        "the last good checkpoint is kept"
+    )
 
 
 def _check_head_fits(cfg: TrainConfig, model: nn.Module, dataset) -> None:

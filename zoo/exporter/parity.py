@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -97,8 +98,15 @@ def onnx_runner(path: Path):
     return lambda batch: session.run(None, {name: batch.numpy()})[0]
 
 
-def torchscript_runner(path: Path):
-    module = torch.jit.load(str(path), map_location="cpu").eval()
+def load_torchscript(path: Path, extra_files: dict[str, str] | None = None) -> torch.jit.ScriptModule:
+    """torch.jit.load, quiet about its deprecation: TorchScript is an export format users ask for."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*torch.jit.load.*", category=FutureWarning)
+        return torch.jit.load(str(path), map_location="cpu", _extra_files=extra_files or {}).eval()
+
+
+def torchscript_runner(path_or_module: Path | torch.jit.ScriptModule):
+    module = path_or_module if isinstance(path_or_module, torch.jit.ScriptModule) else load_torchscript(path_or_module)
 
     def run(batch: torch.Tensor) -> np.ndarray:
         with torch.no_grad():
