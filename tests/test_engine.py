@@ -60,9 +60,20 @@ def _saved_start(tmp_path: Path, num_classes: int = 3) -> tuple[Path, dict]:
     return start, {k: v.clone() for k, v in initial.state_dict().items()}
 
 
-def test_frozen_backbone_stays_bit_identical(tmp_path):
+def test_frozen_backbone_stays_bit_identical(tmp_path, monkeypatch):
     run = tmp_path / "run"
     start, before = _saved_start(tmp_path)
+    head_inputs = []
+    import zoo.models.api as models_api
+
+    def create_and_watch(*args, **kwargs):  # record what the head receives while training
+        model = original(*args, **kwargs)
+        model.fc.register_forward_pre_hook(lambda module, inputs: head_inputs.append(
+            (module.training, inputs[0].requires_grad, model.features.training)))
+        return model
+
+    original = models_api.create_model
+    monkeypatch.setattr(models_api, "create_model", create_and_watch)
     zoo.finetune(model="example_tinynet", data="example_shapes", epochs=2, batch_size=32, weights=str(start),
                  freeze="backbone", output=str(run), **FAST)
     after = load_file(str(run / "last.safetensors"))
@@ -70,6 +81,10 @@ def test_frozen_backbone_stays_bit_identical(tmp_path):
         if key.startswith("features."):
             assert torch.equal(value, before[key]), key  # weights and BN running stats untouched
     assert not torch.equal(after["fc.weight"], before["fc.weight"])
+    training_steps = [(body_training, needs_grad) for head_training, needs_grad, body_training in head_inputs
+                      if head_training]
+    assert training_steps and not any(needs_grad for _, needs_grad in training_steps)  # no graph kept for the body
+    assert not any(body_training for body_training, _ in training_steps)  # the frozen body runs in eval mode
 
 
 def test_unfreeze_at_trains_the_body_later(tmp_path):

@@ -7,7 +7,6 @@ arrays (CIFAR, in-memory plugins). Both hand out RGB PIL images one at a time.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np

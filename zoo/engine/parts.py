@@ -64,12 +64,11 @@ def set_frozen(modules: list[nn.Module], frozen: bool) -> None:
             p.requires_grad_(not frozen)
 
 
-def keep_frozen_norms_in_eval(modules: list[nn.Module]) -> None:
-    """BatchNorm in frozen parts must not update running statistics while the head trains."""
+def keep_frozen_in_eval(modules: list[nn.Module]) -> None:
+    """Frozen parts are a fixed function while the rest trains: BatchNorm keeps its running
+    statistics, dropout and stochastic depth stay off (as when features are cached)."""
     for module in modules:
-        for m in module.modules():
-            if isinstance(m, nn.modules.batchnorm._BatchNorm):
-                m.eval()
+        module.eval()
 
 
 def build_optimizer(cfg: TrainConfig, head: list[nn.Parameter], body: list[nn.Parameter], device) -> torch.optim.Optimizer:

@@ -3,6 +3,7 @@ helpers; the loop itself is forward, loss, backward, step, schedule, log."""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
@@ -16,7 +17,7 @@ import torch
 from torch import nn
 
 from zoo.engine import feature_cache, parts
-from zoo.engine.checkpoint import load_resume_state, save_resume_state, save_weights, unwrap
+from zoo.engine.checkpoint import atomic_write_text, load_resume_state, save_resume_state, save_weights, unwrap
 from zoo.engine.config import TrainConfig
 from zoo.engine.inputs import build_inputs
 from zoo.engine.metrics import EvalAccumulator, append_epoch, write_plots
@@ -75,18 +76,9 @@ def fit(cfg: TrainConfig, resume: str | Path | None = None) -> RunResult:
 
     start_epoch, best_top1, best_epoch = 0, -1.0, -1
     if resume is not None:
-        model_state, state, meta = load_resume_state(run_dir)
-        unwrap(model).load_state_dict(model_state)
-        if meta.get("optimizer", cfg.optimizer) != cfg.optimizer:
-            raise TrainingError(f"run {run_dir} was trained with {meta['optimizer']}; resume it with the same optimizer")
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
         # a learning rate given on resume wins over the saved one (the schedule's shape is kept)
-        scheduler.base_lrs = [group["lr"] for group in parts.build_optimizer(cfg, head, body, device).param_groups]
-        if scaler is not None and state["scaler"]:
-            scaler.load_state_dict(state["scaler"])
-        start_epoch, best_top1, best_epoch = meta["epoch"] + 1, meta["best_top1"], meta["best_epoch"]
-        log.info("resuming %s at epoch %d of %d", run_dir, start_epoch + 1, cfg.epochs)
+        base_lrs = [group["lr"] for group in parts.build_optimizer(cfg, head, body, device).param_groups]
+        start_epoch, best_top1, best_epoch = _restore(run_dir, cfg, model, optimizer, scheduler, scaler, base_lrs)
     train_model = model
     if feature_cache.wanted(cfg, inputs.augment, dist.world_size > 1):
         head_attr, _ = find_classifier(model, info.classifier.split(".")[0])
@@ -97,7 +89,7 @@ def fit(cfg: TrainConfig, resume: str | Path | None = None) -> RunResult:
     train_model = dist.wrap(train_model)
     train_model = _maybe_compile(train_model, cfg, device, steps_per_epoch * (cfg.epochs - start_epoch))
 
-    meta_base = {
+    writer = _RunWriter(run_dir, dataset.classes, cfg.optimizer, {
         "model": cfg.model,
         "create_model": {"name": cfg.model, "num_classes": dataset.num_classes},
         "num_classes": dataset.num_classes,
@@ -107,7 +99,7 @@ def fit(cfg: TrainConfig, resume: str | Path | None = None) -> RunResult:
         "dataset": {"name": dataset.name, "layout": dataset.layout, "root": dataset.root,
                     "eval_split": dataset.eval_split_name},
         "run": run_dir.name,
-    }
+    })
     history: list[dict[str, Any]] = []
     bad_epochs = 0
     log.info("training %s on %s (%d classes, %d train / %d val images) on %s, %s, batch %d, %d epochs, "
@@ -145,20 +137,7 @@ def fit(cfg: TrainConfig, resume: str | Path | None = None) -> RunResult:
             bad_epochs += 1
         history.append(row)
         if dist.is_main:
-            meta = {**meta_base, "epoch": epoch + 1, "metrics": {k: row[k] for k in ("val_top1", "val_top5", "val_loss")},
-                    "per_class_accuracy": dict(zip(dataset.classes, val["per_class_accuracy"]))}
-            if improved:
-                save_weights(run_dir / "best", model, meta)
-            save_weights(run_dir / "last", model, meta)
-            save_resume_state(run_dir, model, optimizer, scheduler, scaler,
-                              {**meta, "epoch": epoch, "best_top1": best_top1, "best_epoch": best_epoch,
-                               "optimizer": cfg.optimizer})
-            append_epoch(run_dir, row)
-            _write_json(run_dir / "final_metrics.json", {
-                "best_epoch": best_epoch, "best_val_top1": best_top1, "last_epoch": epoch + 1,
-                "per_class_accuracy": dict(zip(dataset.classes, val["per_class_accuracy"])),
-                "confusion_matrix": val["confusion_matrix"], "classes": dataset.classes,
-            })
+            writer.epoch_done(model, optimizer, scheduler, scaler, row, val, improved, best_top1, best_epoch)
         log.info("epoch %d/%d  train loss %.4f top-1 %.3f | val loss %.4f top-1 %.3f top-5 %.3f | %.0f img/s, %.1f s%s",
                  epoch + 1, cfg.epochs, row["train_loss"], row["train_top1"], row["val_loss"], row["val_top1"],
                  row["val_top5"], row["images_per_s"], epoch_time, "  (best)" if improved else "")
@@ -166,11 +145,7 @@ def fit(cfg: TrainConfig, resume: str | Path | None = None) -> RunResult:
             log.info("early stop: val top-1 has not improved for %d epochs", cfg.patience)
             break
     if dist.is_main:
-        final = run_dir / "final_metrics.json"
-        if final.is_file():
-            import json
-
-            write_plots(run_dir, dataset.classes, json.loads(final.read_text())["confusion_matrix"])
+        writer.plots()
     dist.close()
     log.info("best val top-1 %.3f at epoch %d; run folder %s", best_top1, best_epoch, run_dir)
     return RunResult(run_dir, best_top1, best_epoch, len(history), history)
@@ -180,7 +155,7 @@ def fit(cfg: TrainConfig, resume: str | Path | None = None) -> RunResult:
 def _train_one_epoch(model, batches, criterion, optimizer, scheduler, scaler, cfg, device, amp_dtype,
                      frozen, epoch, steps_per_epoch) -> dict[str, float]:
     model.train()
-    parts.keep_frozen_norms_in_eval(frozen)
+    parts.keep_frozen_in_eval(frozen)
     loss_sum = torch.zeros((), device=device)
     correct = torch.zeros((), device=device, dtype=torch.int64)
     seen = 0
@@ -276,6 +251,53 @@ def _maybe_compile(model, cfg: TrainConfig, device: torch.device, total_steps: i
     return torch.compile(model) if wanted else model
 
 
+def _restore(run_dir: Path, cfg: TrainConfig, model, optimizer, scheduler, scaler, base_lrs) -> tuple[int, float, int]:
+    """Model, optimizer, schedule and scaler state of the last finished epoch; (next epoch, best top-1, best epoch)."""
+    model_state, state, meta = load_resume_state(run_dir)
+    if meta.get("optimizer", cfg.optimizer) != cfg.optimizer:
+        raise TrainingError(f"run {run_dir} was trained with {meta['optimizer']}; resume it with the same optimizer")
+    unwrap(model).load_state_dict(model_state)
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    scheduler.base_lrs = base_lrs
+    if scaler is not None and state["scaler"]:
+        scaler.load_state_dict(state["scaler"])
+    log.info("resuming %s at epoch %d of %d", run_dir, meta["epoch"] + 2, cfg.epochs)
+    return meta["epoch"] + 1, meta["best_top1"], meta["best_epoch"]
+
+
+@dataclass
+class _RunWriter:
+    """What the run folder gets after each epoch (rank 0 only); every file written atomically."""
+
+    run_dir: Path
+    classes: list[str]
+    optimizer_name: str
+    meta_base: dict[str, Any]
+
+    def epoch_done(self, model, optimizer, scheduler, scaler, row: dict[str, Any], val: dict[str, Any],
+                   improved: bool, best_top1: float, best_epoch: int) -> None:
+        per_class = dict(zip(self.classes, val["per_class_accuracy"]))
+        meta = {**self.meta_base, "epoch": row["epoch"], "per_class_accuracy": per_class,
+                "metrics": {k: row[k] for k in ("val_top1", "val_top5", "val_loss")}}
+        if improved:
+            save_weights(self.run_dir / "best", model, meta)
+        save_weights(self.run_dir / "last", model, meta)
+        save_resume_state(self.run_dir, model, optimizer, scheduler, scaler,
+                          {**meta, "epoch": row["epoch"] - 1, "best_top1": best_top1, "best_epoch": best_epoch,
+                           "optimizer": self.optimizer_name})
+        append_epoch(self.run_dir, row)
+        _write_json(self.run_dir / "final_metrics.json", {
+            "best_epoch": best_epoch, "best_val_top1": best_top1, "last_epoch": row["epoch"],
+            "per_class_accuracy": per_class, "confusion_matrix": val["confusion_matrix"], "classes": self.classes,
+        })
+
+    def plots(self) -> None:
+        final = self.run_dir / "final_metrics.json"
+        if final.is_file():
+            write_plots(self.run_dir, self.classes, json.loads(final.read_text())["confusion_matrix"])
+
+
 def _out_of_memory(cfg: TrainConfig, epoch: int) -> TrainingError:
     smaller = max(1, cfg.batch_size // 2)
     return TrainingError(
@@ -344,10 +366,6 @@ def _point_latest(run_dir: Path) -> None:
 
 
 def _write_json(path: Path, obj: Any) -> None:
-    import json
-
-    from zoo.engine.checkpoint import atomic_write_text
-
     atomic_write_text(path, json.dumps(obj, indent=2))
 
 
