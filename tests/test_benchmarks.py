@@ -7,27 +7,34 @@ import sys
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, shared_data
 
+# script: (a figure every row must have above zero, rows expected, shared data it reads)
 BENCHMARKS = {
-    "cli_startup": ("median_s", 3),
-    "data_loading": ("images_per_s", 3),
-    "export_latency": ("ms", 6),
-    "frozen_backbone": ("epoch_s", 4),
-    "recipes": ("train_s", 3),
+    "cli_startup": ("median_s", 3, None),
+    "data_loading": ("images_per_s", 3, None),
+    "export_latency": ("ms", 6, None),
+    "frozen_backbone": ("epoch_s", 4, None),
+    "recipes": ("train_s", 3, "hymenoptera"),
+    "train_throughput": ("images_per_s", 3, None),
+    "real_data_throughput": ("images_per_s", 2, "hymenoptera"),
+    "cifar10_time_to_accuracy": ("epoch_s", 1, "cifar10"),
 }
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(BENCHMARKS))
 def test_benchmark_smoke_run_writes_its_table(name, tmp_path):
-    figure, rows_expected = BENCHMARKS[name]
+    figure, rows_expected, data = BENCHMARKS[name]
+    if data:
+        shared_data(data)
     env = {**os.environ, "ZOO_BENCH_RESULTS": str(tmp_path), "PYTHONPATH": str(ROOT)}
     done = subprocess.run([sys.executable, f"{name}.py", "--smoke"], cwd=ROOT / "benchmarks", env=env,
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     result = json.loads((tmp_path / f"{name}-smoke.json").read_text())
     rows = result["rows"]
-    assert rows and (rows_expected is None or len(rows) == rows_expected)
+    assert len(rows) == rows_expected
     assert all(row[figure] > 0 for row in rows), rows
-    assert figure in done.stdout.splitlines()[0]  # the printed table's header
+    header = next(line for line in done.stdout.splitlines() if figure in line)  # the printed table
+    assert header.split()[0] == next(iter(rows[0]))

@@ -45,7 +45,7 @@ class EvalAccumulator:
 
 
 EPOCH_FIELDS = ["epoch", "train_loss", "train_top1", "val_loss", "val_top1", "val_top5", "lr",
-                "images_per_s", "epoch_time_s", "peak_gpu_mem_mb"]
+                "images_per_s", "epoch_time_s", "peak_gpu_mem_mb", "elapsed_s"]
 
 
 def append_epoch(run_dir: Path, row: dict[str, Any]) -> None:

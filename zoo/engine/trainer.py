@@ -38,6 +38,7 @@ class RunResult:
 
 def fit(cfg: TrainConfig, resume: str | Path | None = None) -> RunResult:
     """Train cfg.model on cfg.data; see TrainConfig for every option."""
+    started = time.perf_counter()
     from zoo.data.api import create_dataset
     from zoo.models.api import create_model, find_classifier, model_info
 
@@ -128,6 +129,7 @@ def fit(cfg: TrainConfig, resume: str | Path | None = None) -> RunResult:
             "epoch": epoch + 1, **train_stats, "val_loss": val["val_loss"], "val_top1": val["val_top1"],
             "val_top5": val["val_top5"], "lr": optimizer.param_groups[0]["lr"],
             "images_per_s": train_stats["images"] / epoch_time, "epoch_time_s": epoch_time,
+            "elapsed_s": time.perf_counter() - started,  # since fit() began: data loading and warm-up included
             "peak_gpu_mem_mb": torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else 0.0,
         }
         improved = val["val_top1"] > best_top1

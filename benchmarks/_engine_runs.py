@@ -1,0 +1,36 @@
+"""Run zoo.finetune for a benchmark and read back its per-epoch metrics; a synthetic in-memory dataset."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import zoo
+from zoo.registry.core import DatasetInfo, get_registry
+
+
+def engine_epochs(model: str, data: str, **options: Any) -> list[dict[str, Any]]:
+    """metrics.jsonl rows of a zoo.finetune run in a throw-away folder."""
+    with tempfile.TemporaryDirectory() as tmp:
+        zoo.finetune(model=model, data=data, output=str(Path(tmp) / "run"), quiet=True, **options)
+        return [json.loads(line) for line in (Path(tmp) / "run" / "metrics.jsonl").read_text().splitlines()]
+
+
+def register_synthetic(name: str, count: int, side: int, num_classes: int, val_count: int) -> str:
+    """Random uint8 images already at the cache size (nothing to decode or resize), as a dataset name."""
+
+    def factory(root=None):
+        from zoo.data import ArrayImages, ImageDataset
+
+        rng = np.random.default_rng(0)
+        images = rng.integers(0, 256, (count, side, side, 3), dtype=np.uint8)
+        labels = rng.integers(0, num_classes, count)
+        splits = {"train": ArrayImages(images, labels), "val": ArrayImages(images[:val_count], labels[:val_count])}
+        return ImageDataset(name, [str(i) for i in range(num_classes)], splits, layout="in-memory")
+
+    get_registry().add_dataset(DatasetInfo(name, factory, embedded=True))
+    return name
