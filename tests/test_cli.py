@@ -3,6 +3,7 @@
 import subprocess
 import sys
 
+import pytest
 from typer.testing import CliRunner
 
 from zoo.cli import app
@@ -26,6 +27,15 @@ def test_help_imports_neither_torch_nor_plugins():
     for command in ("finetune", "export", "predict", "list", "info", "plugins", "data"):
         assert f"  {command} " in result.stdout
     assert "e.g. zoo finetune" in result.stdout
+
+
+@pytest.mark.parametrize("command", [["finetune"], ["export"], ["predict"], ["list"], ["info"], ["plugins"],
+                                     ["data", "check"]])
+def test_every_command_help_exits_0(command):
+    result = subprocess.run([sys.executable, "-m", "zoo", *command, "--help"], capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+    assert f"zoo {' '.join(command)} [OPTIONS]" in result.stdout.splitlines()[0]
 
 
 def test_list_and_info():

@@ -23,8 +23,8 @@ class ZooGroup(TyperGroup):
 
         try:
             return super().invoke(ctx)
-        except (click.exceptions.Exit, click.ClickException, click.Abort, BrokenPipeError):
-            raise
+        except (click.exceptions.Exit, typer.Exit, click.ClickException, click.Abort, BrokenPipeError):
+            raise  # help, usage errors and deliberate exits keep their own exit codes
         except ZooError as exc:
             fail(str(exc), exc)
         except KeyboardInterrupt as exc:
