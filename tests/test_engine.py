@@ -162,6 +162,35 @@ def test_errors_before_training_are_one_line(tmp_path):
     assert result.exit_code == 1 and "unknown optimizer 'lion'" in result.output
 
 
+def test_quiet_finetune_prints_only_the_result(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "zoo", "finetune", "example_tinynet", "--data", "example_shapes",
+                           "--epochs", "1", "--workers", "0", "-o", str(tmp_path / "run"), "-q"],
+                          capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    assert done.stdout.startswith("best val top-1 ") and done.stdout.count("\n") == 1
+    assert done.stdout.rstrip().endswith(str(tmp_path / "run"))
+
+
+def test_failed_setup_loses_nothing_and_leaves_nothing(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    first = zoo.finetune(model="example_tinynet", data="example_shapes", epochs=1, batch_size=32, **FAST)
+    latest = (tmp_path / "runs" / "latest").resolve()
+    assert latest == first.run_dir.resolve()
+    best = (first.run_dir / "best.safetensors").read_bytes()
+    with pytest.raises(TrainingError, match="has only"):  # fails after the dataset and model are built
+        zoo.finetune(model="example_tinynet", data="example_shapes", epochs=1, freeze="99", **FAST)
+    with pytest.raises(TrainingError, match="has only"):
+        zoo.finetune(model="example_tinynet", data="example_shapes", epochs=1, freeze="99", overwrite=True,
+                     output=str(first.run_dir), **FAST)
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == sorted(["latest", first.run_dir.name])
+    assert (tmp_path / "runs" / "latest").resolve() == latest
+    assert (first.run_dir / "best.safetensors").read_bytes() == best  # --overwrite deleted nothing
+    # and a new run can start from runs/latest, which names the finished run, not itself
+    second = zoo.finetune(model="example_tinynet", data="example_shapes", epochs=1, batch_size=32,
+                          weights="runs/latest", **FAST)
+    assert (tmp_path / "runs" / "latest").resolve() == second.run_dir.resolve()
+
+
 def test_config_file_and_cli_override(tmp_path):
     config = tmp_path / "run.toml"
     config.write_text('model = "example_tinynet"\ndata = "example_shapes"\nepochs = 1\nbatch_size = 16\n'

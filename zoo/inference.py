@@ -18,6 +18,9 @@ from zoo.errors import ZooError
 def load_predictor(model_file: str | Path):
     """(run(batch) -> logits ndarray, metadata) for any file zoo writes."""
     path = Path(model_file)
+    if not path.exists():
+        raise ZooError(f"model file {path} does not exist; pass a run folder, a .safetensors checkpoint, "
+                       "a .onnx or a TorchScript .pt that `zoo export` wrote")
     if path.suffix == ".onnx":
         import onnx
 

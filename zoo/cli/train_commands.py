@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import typer
@@ -47,7 +48,8 @@ def finetune_command(
     unfreeze_at: int = typer.Option(None, help="epoch at which the frozen body starts training"),
     body_lr_scale: float = typer.Option(None), patience: int = typer.Option(None),
     val_ratio: float = typer.Option(None), output: str = typer.Option(None, "--output", "-o"),
-    overwrite: bool = typer.Option(None, "--overwrite"), quiet: bool = typer.Option(None, "--quiet", "-q"),
+    overwrite: bool = typer.Option(None, "--overwrite"),
+    quiet: bool = typer.Option(None, "--quiet", "-q", help="no progress bar or epoch lines; print only the result"),
     max_steps_per_epoch: int = typer.Option(None, hidden=True),
 ) -> None:
     from zoo.engine.api import finetune
@@ -57,6 +59,9 @@ def finetune_command(
         options["milestones"] = [int(m) for m in milestones.split(",") if m.strip()]
     if model is None and resume is None and config is None:
         raise typer.BadParameter("give a MODEL (see `zoo list`), or --resume RUN")
+    if quiet:  # for scripts: no progress bar, no per-epoch lines, only warnings and the result below
+        logging.getLogger("zoo").setLevel(logging.WARNING)
     result = finetune(model=model, data=data, config=config, resume=resume,
                       **{k: v for k, v in options.items() if v is not None})
-    typer.echo(f"best val top-1 {result.best_top1:.4f} (epoch {result.best_epoch}); run folder {result.run_dir}")
+    if quiet:  # otherwise the log's last line already said it
+        typer.echo(f"best val top-1 {result.best_top1:.4f} (epoch {result.best_epoch}); run folder {result.run_dir}")

@@ -54,7 +54,8 @@ def frozen_modules(model: nn.Module, freeze: str, classifier: str) -> list[nn.Mo
         return [m for _, m in body]
     count = int(freeze)
     if count > len(body):
-        raise TrainingError(f"--freeze {count}: {type(model).__name__} has only {len(body)} stages with parameters")
+        raise TrainingError(f"--freeze {count}: {type(model).__name__} has only {len(body)} stages with parameters; "
+                            f"use 1-{len(body)}, backbone or none")
     return [m for _, m in body[:count]]
 
 

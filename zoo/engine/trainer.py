@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ from torch import nn
 from zoo.engine import feature_cache, parts
 from zoo.engine.checkpoint import atomic_write_text, load_resume_state, save_resume_state, save_weights, unwrap
 from zoo.engine.config import TrainConfig
-from zoo.engine.inputs import build_inputs
+from zoo.engine.inputs import Inputs, build_inputs
 from zoo.engine.metrics import EvalAccumulator, append_epoch, write_plots
 from zoo.errors import TrainingError
 
@@ -39,15 +40,51 @@ class RunResult:
 def fit(cfg: TrainConfig, resume: str | Path | None = None) -> RunResult:
     """Train cfg.model on cfg.data; see TrainConfig for every option."""
     started = time.perf_counter()
+    dist = _DistributedContext.from_env()
+    run_dir, created = _prepare_run_dir(cfg, resume, dist.is_main)
+    try:
+        run = _setup(cfg, resume, run_dir, dist)
+    except BaseException:
+        if created and dist.is_main:  # nothing of this run was written yet: leave no empty folder behind
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
+    if dist.is_main and resume is None:
+        _start_run_folder(run_dir, cfg, run.split_file)
+    return _train(cfg, run, run_dir, dist, started)
+
+
+@dataclass
+class _Run:
+    """Everything the epoch loop needs, built (and validated) before the first step."""
+
+    classes: list[str]
+    split_file: dict[str, Any] | None
+    model: nn.Module
+    train_model: nn.Module  # the model, or only its head on cached features; wrapped for DDP/compile
+    eval_model: nn.Module
+    inputs: Inputs
+    device: torch.device
+    amp_dtype: torch.dtype | None
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    scaler: torch.amp.GradScaler | None
+    criterion: nn.Module
+    frozen: list[nn.Module]
+    steps_per_epoch: int
+    loader_gen: torch.Generator
+    writer: _RunWriter
+    start_epoch: int = 0
+    best_top1: float = -1.0
+    best_epoch: int = -1
+
+
+def _setup(cfg: TrainConfig, resume, run_dir: Path, dist: _DistributedContext) -> _Run:
+    """Everything that can fail on user input fails here, before any training and before any file is written."""
     from zoo.data.api import create_dataset
     from zoo.models.api import create_model, find_classifier, model_info
 
-    dist = _DistributedContext.from_env()
-    run_dir = _prepare_run_dir(cfg, resume, dist.is_main)
     device = dist.device or parts.pick_device(cfg.device)
     amp_dtype = parts.pick_precision(cfg.precision, device)
-
-    # --- everything that can fail on user input fails here, before any training ---
     info = model_info(cfg.model)
     dataset = create_dataset(cfg.data, data_root=cfg.data_root, val_ratio=cfg.val_ratio, seed=cfg.seed)
     preprocessing = info.preprocessing(cfg.image_size)
@@ -55,8 +92,7 @@ def fit(cfg: TrainConfig, resume: str | Path | None = None) -> RunResult:
     model = create_model(cfg.model, num_classes=dataset.num_classes, weights=cfg.weights)
     if resume is None:
         _check_head_fits(cfg, model, dataset)
-    if dataset.split_file and dist.is_main:
-        _write_json(run_dir / "split.json", dataset.split_file)
+    frozen = parts.frozen_modules(model, cfg.freeze, info.classifier)
 
     channels_last = cfg.channels_last if cfg.channels_last is not None else device.type == "cuda"
     loader_gen = torch.Generator()
@@ -66,20 +102,18 @@ def fit(cfg: TrainConfig, resume: str | Path | None = None) -> RunResult:
     if cfg.max_steps_per_epoch:
         steps_per_epoch = min(steps_per_epoch, cfg.max_steps_per_epoch)
 
-    frozen = parts.frozen_modules(model, cfg.freeze, info.classifier)
     parts.set_frozen(frozen, True)
     head, body = parts.split_head_and_body(model, info.classifier)
     model.to(device, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
     optimizer = parts.build_optimizer(cfg, head, body, device)
     scheduler = parts.build_scheduler(cfg, optimizer, steps_per_epoch)
     scaler = torch.amp.GradScaler(device.type) if amp_dtype == torch.float16 else None
-    criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
-
     start_epoch, best_top1, best_epoch = 0, -1.0, -1
     if resume is not None:
         # a learning rate given on resume wins over the saved one (the schedule's shape is kept)
         base_lrs = [group["lr"] for group in parts.build_optimizer(cfg, head, body, device).param_groups]
         start_epoch, best_top1, best_epoch = _restore(run_dir, cfg, model, optimizer, scheduler, scaler, base_lrs)
+
     train_model = model
     if feature_cache.wanted(cfg, inputs.augment, dist.world_size > 1):
         head_attr, _ = find_classifier(model, info.classifier.split(".")[0])
@@ -87,8 +121,7 @@ def fit(cfg: TrainConfig, resume: str | Path | None = None) -> RunResult:
         if shortcut is not None:  # from here on the head alone trains and evaluates, on cached features
             train_model, inputs = shortcut
     eval_model = train_model
-    train_model = dist.wrap(train_model)
-    train_model = _maybe_compile(train_model, cfg, device, steps_per_epoch * (cfg.epochs - start_epoch))
+    train_model = _maybe_compile(dist.wrap(train_model), cfg, device, steps_per_epoch * (cfg.epochs - start_epoch))
 
     writer = _RunWriter(run_dir, dataset.classes, cfg.optimizer, {
         "model": cfg.model,
@@ -101,45 +134,55 @@ def fit(cfg: TrainConfig, resume: str | Path | None = None) -> RunResult:
                     "eval_split": dataset.eval_split_name},
         "run": run_dir.name,
     })
-    history: list[dict[str, Any]] = []
-    bad_epochs = 0
     log.info("training %s on %s (%d classes, %d train / %d val images) on %s, %s, batch %d, %d epochs, "
              "augment %s (%s)", cfg.model, dataset.name, dataset.num_classes, inputs.train_images,
              inputs.eval_images, device, {None: "fp32"}.get(amp_dtype, str(amp_dtype).replace("torch.", "")),
              cfg.batch_size, cfg.epochs, inputs.augment, inputs.pipeline)
-    for epoch in range(start_epoch, cfg.epochs):
-        if cfg.unfreeze_at is not None and epoch >= cfg.unfreeze_at and frozen:
-            parts.set_frozen(frozen, False)
+    return _Run(dataset.classes, dataset.split_file, model, train_model, eval_model, inputs, device, amp_dtype,
+                optimizer, scheduler, scaler, nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing), frozen,
+                steps_per_epoch, loader_gen, writer, start_epoch, best_top1, best_epoch)
+
+
+def _train(cfg: TrainConfig, run: _Run, run_dir: Path, dist: _DistributedContext, started: float) -> RunResult:
+    """The epoch loop: train, evaluate, keep best/last, log; early stop on patience."""
+    history: list[dict[str, Any]] = []
+    bad_epochs = 0
+    device = run.device
+    for epoch in range(run.start_epoch, cfg.epochs):
+        if cfg.unfreeze_at is not None and epoch >= cfg.unfreeze_at and run.frozen:
+            parts.set_frozen(run.frozen, False)
             log.info("epoch %d: unfreezing the body (lr x %g)", epoch + 1, cfg.body_lr_scale)
-            frozen = []
+            run.frozen = []
         torch.manual_seed(cfg.seed * 100_003 + epoch)  # augmentation and dropout: exact on resume
-        loader_gen.manual_seed(cfg.seed * 100_003 + epoch)
-        inputs.train.set_epoch(epoch)
+        run.loader_gen.manual_seed(cfg.seed * 100_003 + epoch)
+        run.inputs.train.set_epoch(epoch)
         t0 = time.perf_counter()
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
         try:
-            train_stats = _train_one_epoch(train_model, inputs.train, criterion, optimizer, scheduler, scaler, cfg,
-                                           device, amp_dtype, frozen, epoch, steps_per_epoch)
+            train_stats = _train_one_epoch(run.train_model, run.inputs.train, run.criterion, run.optimizer,
+                                           run.scheduler, run.scaler, cfg, device, run.amp_dtype, run.frozen, epoch,
+                                           run.steps_per_epoch)
             epoch_time = time.perf_counter() - t0
-            val = evaluate(eval_model, inputs.eval, criterion, device, amp_dtype, dataset.num_classes)
+            val = evaluate(run.eval_model, run.inputs.eval, run.criterion, device, run.amp_dtype, len(run.classes))
         except torch.OutOfMemoryError as exc:
             raise _out_of_memory(cfg, epoch) from exc
         row = {
             "epoch": epoch + 1, **train_stats, "val_loss": val["val_loss"], "val_top1": val["val_top1"],
-            "val_top5": val["val_top5"], "lr": optimizer.param_groups[0]["lr"],
+            "val_top5": val["val_top5"], "lr": run.optimizer.param_groups[0]["lr"],
             "images_per_s": train_stats["images"] / epoch_time, "epoch_time_s": epoch_time,
             "elapsed_s": time.perf_counter() - started,  # since fit() began: data loading and warm-up included
             "peak_gpu_mem_mb": torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else 0.0,
         }
-        improved = val["val_top1"] > best_top1
+        improved = val["val_top1"] > run.best_top1
         if improved:
-            best_top1, best_epoch, bad_epochs = val["val_top1"], epoch + 1, 0
+            run.best_top1, run.best_epoch, bad_epochs = val["val_top1"], epoch + 1, 0
         else:
             bad_epochs += 1
         history.append(row)
         if dist.is_main:
-            writer.epoch_done(model, optimizer, scheduler, scaler, row, val, improved, best_top1, best_epoch)
+            run.writer.epoch_done(run.model, run.optimizer, run.scheduler, run.scaler, row, val, improved,
+                                  run.best_top1, run.best_epoch)
         log.info("epoch %d/%d  train loss %.4f top-1 %.3f | val loss %.4f top-1 %.3f top-5 %.3f | %.0f img/s, %.1f s%s",
                  epoch + 1, cfg.epochs, row["train_loss"], row["train_top1"], row["val_loss"], row["val_top1"],
                  row["val_top5"], row["images_per_s"], epoch_time, "  (best)" if improved else "")
@@ -147,10 +190,10 @@ def fit(cfg: TrainConfig, resume: str | Path | None = None) -> RunResult:
             log.info("early stop: val top-1 has not improved for %d epochs", cfg.patience)
             break
     if dist.is_main:
-        writer.plots()
+        run.writer.plots()
     dist.close()
-    log.info("best val top-1 %.3f at epoch %d; run folder %s", best_top1, best_epoch, run_dir)
-    return RunResult(run_dir, best_top1, best_epoch, len(history), history)
+    log.info("best val top-1 %.3f at epoch %d; run folder %s", run.best_top1, run.best_epoch, run_dir)
+    return RunResult(run_dir, run.best_top1, run.best_epoch, len(history), history)
 
 
 @torch.enable_grad()  # even if a caller switched autograd off globally
@@ -276,6 +319,7 @@ class _RunWriter:
     classes: list[str]
     optimizer_name: str
     meta_base: dict[str, Any]
+    latest_pointed: bool = False
 
     def epoch_done(self, model, optimizer, scheduler, scaler, row: dict[str, Any], val: dict[str, Any],
                    improved: bool, best_top1: float, best_epoch: int) -> None:
@@ -289,6 +333,9 @@ class _RunWriter:
                           {**meta, "epoch": row["epoch"] - 1, "best_top1": best_top1, "best_epoch": best_epoch,
                            "optimizer": self.optimizer_name})
         append_epoch(self.run_dir, row)
+        if not self.latest_pointed:  # runs/latest only ever names a run that has a checkpoint
+            _point_latest(self.run_dir)
+            self.latest_pointed = True
         _write_json(self.run_dir / "final_metrics.json", {
             "best_epoch": best_epoch, "best_val_top1": best_top1, "last_epoch": row["epoch"],
             "per_class_accuracy": per_class, "confusion_matrix": val["confusion_matrix"], "classes": self.classes,
@@ -320,31 +367,42 @@ def _check_head_fits(cfg: TrainConfig, model: nn.Module, dataset) -> None:
     )
 
 
-def _prepare_run_dir(cfg: TrainConfig, resume, is_main: bool) -> Path:
+def _prepare_run_dir(cfg: TrainConfig, resume, is_main: bool) -> tuple[Path, bool]:
+    """The run folder, checked writable; (folder, whether this call created it). Nothing is written yet."""
     if resume is not None:
-        run_dir = resolve_run(resume)
-        return run_dir
+        return resolve_run(resume), False
     if cfg.output:
         run_dir = Path(cfg.output)
     else:
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
         safe = lambda s: "".join(c if c.isalnum() or c in "-_" else "-" for c in Path(str(s)).name)  # noqa: E731
-        run_dir = Path("runs") / f"{safe(cfg.model)}-{safe(cfg.data)}-{stamp}"
-    if is_main:
-        if (run_dir / "last.safetensors").exists() and not cfg.overwrite:
-            raise TrainingError(f"{run_dir} already holds a run; use --resume {run_dir}, --overwrite or another --output")
-        try:
-            run_dir.mkdir(parents=True, exist_ok=True)
-            probe = run_dir / ".write-test"
-            probe.write_text("ok")
-            probe.unlink()
-        except OSError as exc:
-            raise TrainingError(f"output folder {run_dir} is not writable ({exc.strerror}); choose another --output") from exc
-        for stale in ("metrics.jsonl", "metrics.csv", "best.safetensors", "best.json"):
-            (run_dir / stale).unlink(missing_ok=True)
-        cfg.save(run_dir / "config.json")
-        _point_latest(run_dir)
-    return run_dir
+        base = Path("runs") / f"{safe(cfg.model)}-{safe(cfg.data)}-{stamp}"
+        run_dir, n = base, 1
+        while run_dir.exists():  # two runs started within the same second
+            n += 1
+            run_dir = base.with_name(f"{base.name}-{n}")
+    if not is_main:
+        return run_dir, False
+    if (run_dir / "last.safetensors").exists() and not cfg.overwrite:
+        raise TrainingError(f"{run_dir} already holds a run; use --resume {run_dir}, --overwrite or another --output")
+    created = not run_dir.exists()
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        probe = run_dir / ".write-test"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as exc:
+        raise TrainingError(f"output folder {run_dir} is not writable ({exc.strerror}); choose another --output") from exc
+    return run_dir, created
+
+
+def _start_run_folder(run_dir: Path, cfg: TrainConfig, split_file: dict[str, Any] | None) -> None:
+    """Setup succeeded: clear what an overwritten run left, then save the config (and zoo's split)."""
+    for stale in ("metrics.jsonl", "metrics.csv", "best.safetensors", "best.json", "final_metrics.json"):
+        (run_dir / stale).unlink(missing_ok=True)
+    cfg.save(run_dir / "config.json")
+    if split_file:
+        _write_json(run_dir / "split.json", split_file)
 
 
 def resolve_run(run: str | Path | None) -> Path:
