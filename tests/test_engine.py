@@ -158,6 +158,12 @@ def test_errors_before_training_are_one_line(tmp_path):
     blocker.write_text("x")
     result = runner.invoke(app, ["finetune", "example_tinynet", "--data", "example_shapes", "-o", str(blocker / "run")])
     assert result.exit_code == 1 and "is not writable" in result.output
+    result = runner.invoke(app, ["finetune", "tv:vit_b_16", "--data", "example_shapes", "--image-size", "64",
+                                 "-o", str(tmp_path / "vit")])
+    last = result.output.splitlines()[-1]
+    assert result.exit_code == 1 and last.startswith("error: tv:vit_b_16 cannot take 64x64 images (")
+    assert last.endswith("); use --image-size 224 or another model")
+    assert not (tmp_path / "vit").exists()
     result = runner.invoke(app, ["finetune", "example_tinynet", "--data", "example_shapes", "--optimizer", "lion"])
     assert result.exit_code == 1 and "unknown optimizer 'lion'" in result.output
 

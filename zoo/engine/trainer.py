@@ -93,6 +93,7 @@ def _setup(cfg: TrainConfig, resume, run_dir: Path, dist: _DistributedContext) -
     if resume is None:
         _check_head_fits(cfg, model, dataset)
     frozen = parts.frozen_modules(model, cfg.freeze, info.classifier)
+    _check_input_size(model, cfg.model, preprocessing["input_size"], info.input_size)
 
     channels_last = cfg.channels_last if cfg.channels_last is not None else device.type == "cuda"
     loader_gen = torch.Generator()
@@ -345,6 +346,22 @@ class _RunWriter:
         final = self.run_dir / "final_metrics.json"
         if final.is_file():
             write_plots(self.run_dir, self.classes, json.loads(final.read_text())["confusion_matrix"])
+
+
+@torch.no_grad()
+def _check_input_size(model: nn.Module, name: str, size: int, native: int) -> None:
+    """One image through the model (still on the CPU) before the data is loaded, so a size it cannot
+    take (ViTs are built for one) is a clear error."""
+    training = model.training
+    model.eval()
+    try:
+        model(torch.zeros(1, 3, size, size))
+    except (RuntimeError, AssertionError, ValueError) as exc:
+        first_line = (str(exc).splitlines() or [type(exc).__name__])[0][:160]
+        raise TrainingError(f"{name} cannot take {size}x{size} images ({first_line}); "
+                            f"use --image-size {native} or another model") from exc
+    finally:
+        model.train(training)
 
 
 def _out_of_memory(cfg: TrainConfig, epoch: int) -> TrainingError:
