@@ -16,7 +16,8 @@ import torch
 
 import zoo
 from zoo.data.batch_augment import BatchAugment
-from zoo.data.loader import TransformedImages, decode_once, default_workers, make_loader
+from zoo.data.decoded_cache import decode_once
+from zoo.data.loader import TransformedImages, default_workers, make_loader
 from zoo.data.pipeline import CachedBatches, LoaderBatches
 from zoo.data.transforms import train_transform
 from _table import SHARED_DATA, report

@@ -1,5 +1,8 @@
 """Batches on the device: the cached-batch augmentation, batch assembly and reproducible sampling."""
 
+import os
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -101,3 +104,42 @@ def test_augmentation_is_the_same_with_any_number_of_workers():
 def test_batch_augment_refuses_float_input(preset):
     with pytest.raises(TypeError, match="uint8"):
         BatchAugment(PRE, preset)(torch.zeros(2, 3, 36, 36))
+
+
+def test_disk_cache_matches_memory_and_is_reused_until_files_change(class_folders, tmp_path, monkeypatch):
+    import os
+
+    import zoo
+    import zoo.data.decoded_cache as decoded_cache
+    from zoo.data.decoded_cache import decode_once, decode_once_to_disk
+
+    source = zoo.create_dataset(str(class_folders)).train
+    cache = tmp_path / "cache"
+    in_memory = decode_once(source, 20)
+    on_disk = decode_once_to_disk(source, 20, folder=cache)
+    assert isinstance(on_disk.images, np.memmap) and np.array_equal(on_disk.images, in_memory.images)
+    assert [p.suffix for p in cache.iterdir()] == [".npy"]  # no temp file left behind
+
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("the cache should have been reused")
+
+    monkeypatch.setattr(decoded_cache, "_square_loader", no_decoding)
+    assert np.array_equal(decode_once_to_disk(source, 20, folder=cache).images, in_memory.images)
+    monkeypatch.undo()
+    os.utime(source.paths[0], ns=(1, 1))  # a changed file means another cache
+    decode_once_to_disk(source, 20, folder=cache)
+    assert len(list(cache.glob("*.npy"))) == 2
+
+
+def test_training_from_the_disk_cache(class_folders, tmp_path):
+    import json
+
+    import zoo
+
+    run = tmp_path / "run"
+    result = zoo.finetune(model="example_tinynet", data=str(class_folders), epochs=4, lr=3e-3, batch_size=8,
+                          cache="disk", output=str(run), quiet=True, workers=0)
+    meta = json.loads((run / "best.json").read_text())
+    assert meta["training_inputs"]["pipeline"] == "workers"  # a disk cache is read per image, not held whole
+    assert list((Path(os.environ["ZOO_CACHE"]) / "decoded").glob("*.npy"))
+    assert result.best_top1 >= 0.8  # three colours: trivially separable

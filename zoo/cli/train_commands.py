@@ -40,7 +40,8 @@ def finetune_command(
     compile: bool = typer.Option(None, "--compile/--no-compile"),
     workers: int = typer.Option(None), weights: str = typer.Option(None, help="DEFAULT or a weights file"),
     augment: str = typer.Option(None, help="auto | none | light | strong | cifar"),
-    cache: str = typer.Option(None, help="auto | memory | none (decode-once image cache)"),
+    cache: str = typer.Option(None, help="auto | memory | disk | none (decode-once image cache; disk is kept "
+                              "under ~/.cache/zoo/decoded and reused by later runs)"),
     pipeline: str = typer.Option(None, help="auto | workers | device (augment whole cached batches on the device)"),
     feature_cache: str = typer.Option(None, help="auto | off (head-only runs without augmentation)"),
     new_head: bool = typer.Option(None, "--new-head", help="--weights has another class count: start a new head"),

@@ -1,23 +1,17 @@
-"""From an ImageSource to batches: a torch Dataset, the decode-once cache, and DataLoaders."""
+"""From an ImageSource to batches: a torch Dataset with per-image seeds, and DataLoaders."""
 
 from __future__ import annotations
 
 import logging
 import os
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 
-import numpy as np
 import torch
-from PIL import Image
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from zoo.data.dataset import ArrayImages, FileImages, ImageSource
+from zoo.data.dataset import ArrayImages, ImageSource
 
 log = logging.getLogger("zoo.data")
-
-CACHE_BUDGET_BYTES = 4 << 30  # decode-once cache is used automatically below this size
-
 
 class TransformedImages(Dataset):
     """(transformed image, label) by index, or by (index, seed) from a SeededSampler."""
@@ -68,37 +62,6 @@ class SeededSampler(Sampler):
             yield int(index), base + int(index)
 
 
-def cache_size_bytes(source: ImageSource, side: int) -> int:
-    return len(source) * side * side * 3
-
-
-def decode_once(source: ImageSource, side: int, workers: int = 8) -> ArrayImages:
-    """Every image once, resized (shorter side) and center-cropped to side x side, as uint8.
-
-    Augmentation then runs on the cached arrays, so epochs after the first do no JPEG work.
-    Array sources of another size (CIFAR at 32 px for a 64 px model) are brought to ``side`` too.
-    """
-    if isinstance(source, ArrayImages) and source.images.shape[1:3] == (side, side):
-        return source
-
-    def load(index: int) -> np.ndarray:
-        if isinstance(source, FileImages):
-            from zoo.data.decode import decode_rgb
-
-            image = decode_rgb(source.paths[index], draft_size=(side, side))
-        else:
-            image = source.load(index)
-        scale = side / min(image.size)
-        w, h = max(side, round(image.width * scale)), max(side, round(image.height * scale))
-        image = image.resize((w, h), Image.Resampling.BILINEAR, reducing_gap=None)
-        left, top = (w - side) // 2, (h - side) // 2
-        return np.asarray(image.crop((left, top, left + side, top + side)))
-
-    with ThreadPoolExecutor(max_workers=workers) as pool:  # PIL releases the GIL while decoding
-        images = np.stack(list(pool.map(load, range(len(source)))))
-    return ArrayImages(images, source.labels)
-
-
 def default_workers(device: torch.device) -> int:
     cores = os.cpu_count() or 1
     return min(8, cores) if device.type == "cuda" else max(0, min(2, cores - 1))
@@ -128,7 +91,3 @@ def make_loader(
         generator=torch.Generator(),  # worker base seeds: unused (images carry seeds), and no global RNG draw
         drop_last=drop_last,
     )
-
-
-def is_file_backed(source: ImageSource) -> bool:
-    return isinstance(source, FileImages)

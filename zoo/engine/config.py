@@ -14,7 +14,7 @@ from zoo.errors import TrainingError
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULERS = ("cosine", "step", "multistep", "onecycle", "none")
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
-CACHE_MODES = ("auto", "memory", "none")
+CACHE_MODES = ("auto", "memory", "disk", "none")
 PIPELINES = ("auto", "workers", "device")
 FEATURE_CACHE = ("auto", "off")
 
@@ -51,7 +51,7 @@ class TrainConfig:
     weights: str | None = None  # None, "DEFAULT" or a path
     new_head: bool = False  # a weights file trained for another class count: keep its body, start a new head
     augment: str = "auto"
-    cache: str = "auto"  # decode-once uint8 cache of file datasets
+    cache: str = "auto"  # decode-once uint8 cache of file datasets: in memory when it fits, or on disk (reused)
     pipeline: str = "auto"  # augment per image in DataLoader workers, or whole batches on the device (auto: when cached)
     feature_cache: str = "auto"  # head-only training without augmentation: compute backbone features once
     freeze: str = "none"  # none | backbone | <n first stages>

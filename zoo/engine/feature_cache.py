@@ -15,7 +15,7 @@ from contextlib import nullcontext
 import torch
 from torch import nn
 
-from zoo.data.loader import CACHE_BUDGET_BYTES
+from zoo.data.decoded_cache import CACHE_BUDGET_BYTES
 from zoo.data.pipeline import CachedBatches
 from zoo.engine.config import TrainConfig
 from zoo.engine.inputs import Inputs

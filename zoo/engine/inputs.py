@@ -8,11 +8,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 
 from zoo.data.dataset import ImageDataset
-from zoo.data.loader import (CACHE_BUDGET_BYTES, TransformedImages, cache_size_bytes, decode_once, default_workers,
-                             is_file_backed, make_loader)
+from zoo.data.dataset import ArrayImages, FileImages
+from zoo.data.decoded_cache import CACHE_BUDGET_BYTES, cache_size_bytes, decode_once, decode_once_to_disk
+from zoo.data.loader import TransformedImages, default_workers, make_loader
 from zoo.data.pipeline import CachedBatches, LoaderBatches, use_device_pipeline
 from zoo.data.transforms import eval_transform, resolve_preset, train_transform
 from zoo.engine.config import TrainConfig
@@ -40,11 +42,11 @@ def build_inputs(cfg: TrainConfig, dataset: ImageDataset, preprocessing: dict[st
     """
     if cfg.pipeline == "device" and cfg.cache == "none":
         raise TrainingError("--pipeline device augments the decode-once cache; drop --cache none or use --pipeline workers")
-    cached = _cache_splits(cfg, dataset, preprocessing["resize_size"], force=cfg.pipeline == "device")
+    stored = _cache_splits(cfg, dataset, preprocessing["resize_size"], force=cfg.pipeline == "device")
     augment = resolve_preset(cfg.augment, preprocessing["input_size"])
     train_source, eval_source = dataset.train, dataset.eval
     drop_last = len(train_source) > cfg.batch_size
-    if use_device_pipeline(cfg.pipeline, cached):
+    if use_device_pipeline(cfg.pipeline, stored):
         from zoo.data.batch_augment import BatchAugment
 
         side = preprocessing["resize_size"]  # array datasets (CIFAR) may come at another size
@@ -75,16 +77,25 @@ def build_inputs(cfg: TrainConfig, dataset: ImageDataset, preprocessing: dict[st
                   len(train_set), len(eval_set), augment, "workers", plain_train)
 
 
-def _cache_splits(cfg: TrainConfig, dataset: ImageDataset, side: int, force: bool) -> bool:
-    """Replace file-backed splits by their decode-once cache; True when every split is in memory."""
-    if cfg.cache == "none":
-        return False
+def _cache_splits(cfg: TrainConfig, dataset: ImageDataset, side: int, force: bool) -> str:
+    """Replace file-backed splits by their decode-once cache as --cache says; where the pixels now
+    live: "memory", "disk" (a memory-mapped cache file) or "files" (decoded every epoch)."""
     for split, source in list(dataset.splits.items()):
-        fits = cache_size_bytes(source, side) <= CACHE_BUDGET_BYTES
-        if force or cfg.cache == "memory" or (fits and is_file_backed(source)):
-            t0 = time.perf_counter()
+        if not isinstance(source, FileImages) or cfg.cache == "none":
+            continue
+        t0 = time.perf_counter()
+        if cfg.cache == "disk":
+            dataset.splits[split] = decode_once_to_disk(source, side)
+        elif force or cfg.cache == "memory" or cache_size_bytes(source, side) <= CACHE_BUDGET_BYTES:
             dataset.splits[split] = decode_once(source, side)
-            if dataset.splits[split] is not source:
-                log.info("decoded %s/%s once into a %dx%d uint8 cache (%.1f s)", dataset.name, split, side, side,
-                         time.perf_counter() - t0)
-    return not any(is_file_backed(s) for s in dataset.splits.values())
+        else:
+            log.info("%s/%s stays on disk as files: its %dx%d cache would take %.1f GB (over the %.0f GB budget; "
+                     "--cache memory or disk to cache it anyway)", dataset.name, split, side, side,
+                     cache_size_bytes(source, side) / 1e9, CACHE_BUDGET_BYTES / 1e9)
+            continue
+        log.info("decoded %s/%s once into a %dx%d uint8 cache%s (%.1f s)", dataset.name, split, side, side,
+                 " on disk" if cfg.cache == "disk" else "", time.perf_counter() - t0)
+    sources = dataset.splits.values()
+    if any(isinstance(s, FileImages) for s in sources):
+        return "files"
+    return "disk" if any(isinstance(s, ArrayImages) and isinstance(s.images, np.memmap) for s in sources) else "memory"
