@@ -12,7 +12,7 @@ from tests.conftest import ROOT, shared_data
 # script: (a figure every row must have above zero, rows expected, shared data it reads)
 BENCHMARKS = {
     "cli_startup": ("median_s", 3, None),
-    "data_loading": ("images_per_s", 3, None),
+    "data_loading": ("images_per_s", 3, None),  # the smoke set is in memory: no disk-cache row
     "export_latency": ("ms", 6, None),
     "frozen_backbone": ("epoch_s", 4, None),
     "recipes": ("train_s", 3, "hymenoptera"),
