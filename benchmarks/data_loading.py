@@ -19,7 +19,7 @@ import torch
 
 import zoo
 from zoo.data.batch_augment import BatchAugment
-from zoo.data.decoded_cache import decode_once, decode_once_to_disk
+from zoo.data.decoded_cache import CacheSpec, decode_once, decode_once_to_disk
 from zoo.data.loader import TransformedImages, default_workers, make_loader
 from zoo.data.pipeline import CachedBatches, LoaderBatches
 from zoo.data.transforms import train_transform
@@ -67,7 +67,7 @@ for name in args.datasets:
         return LoaderBatches(make_loader(dataset_view, args.batch_size, True, workers, device, generator), device)
 
     t0 = time.perf_counter()
-    cached = decode_once(source, pre["resize_size"])
+    cached = decode_once(source, CacheSpec.for_training(pre))
     build_s = time.perf_counter() - t0
     on_device = CachedBatches.from_images(cached, BatchAugment(pre, "light"), args.batch_size, device, True,
                                           generator=generator)
@@ -78,9 +78,9 @@ for name in args.datasets:
                  "images_per_s": images_per_second(through_workers(cached)), "one_time_s": build_s})
     if hasattr(source, "paths"):  # file datasets only: arrays need no disk cache
         with tempfile.TemporaryDirectory() as folder:
-            decode_once_to_disk(source, pre["resize_size"], folder=Path(folder))
+            decode_once_to_disk(source, CacheSpec.for_training(pre), folder=Path(folder))
             t0 = time.perf_counter()
-            on_disk = decode_once_to_disk(source, pre["resize_size"], folder=Path(folder))  # a later run's view
+            on_disk = decode_once_to_disk(source, CacheSpec.for_training(pre), folder=Path(folder))  # a later run's view
             reopen_s = time.perf_counter() - t0
             rows.append({**common, "pipeline": "disk cache reopened, v2 in workers",
                          "images_per_s": images_per_second(through_workers(on_disk)), "one_time_s": reopen_s})

@@ -27,7 +27,7 @@ def test_resnet18_beats_chance_on_hymenoptera(tmp_path, pipeline):
     result = zoo.finetune(model="resnet18", data="hymenoptera", epochs=6, batch_size=32, image_size=64,
                           pipeline=pipeline, output=str(tmp_path / "run"), **FAST)
     # 153 val images, 83 bees: majority class is 54%. Measured on the CPU box (seed 0):
-    # 0.70 augmenting in workers, 0.75 augmenting cached batches on the device.
+    # 0.70 augmenting in workers, 0.74 augmenting cached batches on the device.
     assert result.best_top1 >= 0.60
     assert json.loads((tmp_path / "run" / "best.json").read_text())["training_inputs"]["pipeline"] == pipeline
     rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]

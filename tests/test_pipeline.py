@@ -111,23 +111,24 @@ def test_disk_cache_matches_memory_and_is_reused_until_files_change(class_folder
 
     import zoo
     import zoo.data.decoded_cache as decoded_cache
-    from zoo.data.decoded_cache import decode_once, decode_once_to_disk
+    from zoo.data.decoded_cache import CacheSpec, decode_once, decode_once_to_disk
 
     source = zoo.create_dataset(str(class_folders)).train
     cache = tmp_path / "cache"
-    in_memory = decode_once(source, 20)
-    on_disk = decode_once_to_disk(source, 20, folder=cache)
+    spec = CacheSpec(20, 20)
+    in_memory = decode_once(source, spec)
+    on_disk = decode_once_to_disk(source, spec, folder=cache)
     assert isinstance(on_disk.images, np.memmap) and np.array_equal(on_disk.images, in_memory.images)
     assert [p.suffix for p in cache.iterdir()] == [".npy"]  # no temp file left behind
 
     def no_decoding(*args, **kwargs):
         raise AssertionError("the cache should have been reused")
 
-    monkeypatch.setattr(decoded_cache, "_square_loader", no_decoding)
-    assert np.array_equal(decode_once_to_disk(source, 20, folder=cache).images, in_memory.images)
+    monkeypatch.setattr(decoded_cache, "_fast_loader", no_decoding)
+    assert np.array_equal(decode_once_to_disk(source, spec, folder=cache).images, in_memory.images)
     monkeypatch.undo()
     os.utime(source.paths[0], ns=(1, 1))  # a changed file means another cache
-    decode_once_to_disk(source, 20, folder=cache)
+    decode_once_to_disk(source, spec, folder=cache)
     assert len(list(cache.glob("*.npy"))) == 2
 
 
@@ -143,3 +144,27 @@ def test_training_from_the_disk_cache(class_folders, tmp_path):
     assert meta["training_inputs"]["pipeline"] == "workers"  # a disk cache is read per image, not held whole
     assert list((Path(os.environ["ZOO_CACHE"]) / "decoded").glob("*.npy"))
     assert result.best_top1 >= 0.8  # three colours: trivially separable
+
+
+@pytest.mark.parametrize("size", [64, 224])
+def test_evaluation_cache_gives_exactly_the_evaluation_transform(tmp_path, size):
+    """Validation during training sees the pixels predict and the exports see, to the last bit."""
+    from PIL import Image
+
+    from zoo.data.dataset import FileImages
+    from zoo.data.decoded_cache import CacheSpec, decode_once
+    from zoo.data.decode import decode_rgb
+    from zoo.data.transforms import scale_and_normalise
+
+    paths = []
+    for i, (w, h) in enumerate([(97, 61), (300, 451), (73, 73), (1000, 999), (65, 300)]):  # odd sizes: rounding
+        image = np.random.default_rng(i).integers(0, 256, (h, w, 3), dtype=np.uint8)
+        paths.append(str(tmp_path / f"{i}.jpg"))
+        Image.fromarray(image).save(paths[-1], quality=90)
+    pre = {"input_size": size, "resize_size": int(size / 0.875), "mean": PRE["mean"], "std": PRE["std"],
+           "interpolation": "bilinear"}
+    cached = decode_once(FileImages(paths, np.zeros(len(paths), dtype=int)), CacheSpec.for_evaluation(pre))
+    assert cached.images.shape == (len(paths), size, size, 3)
+    for i, path in enumerate(paths):
+        from_cache = scale_and_normalise(pre)(torch.from_numpy(cached.images[i]).permute(2, 0, 1))
+        assert torch.equal(from_cache, eval_transform(pre)(decode_rgb(path))), path

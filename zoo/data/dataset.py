@@ -44,6 +44,7 @@ class FileImages:
 class ArrayImages:
     images: np.ndarray  # (N, H, W, 3) uint8, RGB
     labels: np.ndarray
+    cache_spec: Any = None  # the decoded_cache.CacheSpec that made these pixels, if a cache did
 
     def __len__(self) -> int:
         return len(self.images)
@@ -56,7 +57,7 @@ class ArrayImages:
 
     def subset(self, indices: list[int] | np.ndarray) -> ArrayImages:
         idx = np.asarray(indices, dtype=int)
-        return ArrayImages(self.images[idx], self.labels[idx])
+        return ArrayImages(self.images[idx], self.labels[idx], self.cache_spec)
 
 
 ImageSource = FileImages | ArrayImages

@@ -1,6 +1,6 @@
-"""The decode-once cache: every image decoded a single time, resized (shorter side) and
-center-cropped to side x side, as uint8 arrays. Epochs after the first then do no JPEG work,
-and augmentation runs on the cached pixels (on the GPU when training there).
+"""The decode-once cache: every image decoded a single time, resized and centre-cropped to a
+square (see CacheSpec), as uint8 arrays. Epochs after the first then do no JPEG work, and
+augmentation runs on the cached pixels (on the GPU when training there).
 
 In memory (``decode_once``) it lasts one run; on disk (``decode_once_to_disk``) it is a .npy file
 under zoo's cache, memory-mapped, written atomically and reused by later runs over the same files
@@ -14,7 +14,9 @@ import logging
 import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -27,36 +29,72 @@ CACHE_BUDGET_BYTES = 4 << 30  # the in-memory cache is used automatically below 
 _FORMAT = "zoo-decoded-v1"  # part of the disk key: change it when the resize/crop below changes
 
 
+@dataclass(frozen=True)
+class CacheSpec:
+    """How cached pixels are made from an image.
+
+    Training caches (``for_training``) keep a square of the resize size, so augmentation can still
+    crop; they decode JPEGs at reduced scale (draft) for speed. Evaluation caches (``for_evaluation``)
+    hold exactly what the evaluation transform produces before scaling, with the same torchvision
+    ops, so validation during training sees the pixels `zoo predict` and the exports see.
+    """
+
+    side: int  # the cached square
+    resize: int  # shorter side before the centre crop
+    interpolation: str = "bilinear"
+    exact: bool = False
+
+    @classmethod
+    def for_training(cls, preprocessing: dict[str, Any]) -> CacheSpec:
+        side = int(preprocessing["resize_size"])
+        return cls(side, side, preprocessing.get("interpolation", "bilinear"))
+
+    @classmethod
+    def for_evaluation(cls, preprocessing: dict[str, Any]) -> CacheSpec:
+        return cls(int(preprocessing["input_size"]), int(preprocessing["resize_size"]),
+                   preprocessing.get("interpolation", "bilinear"), exact=True)
+
+    def key(self) -> str:
+        return f"{_FORMAT}|{self.side}|{self.resize}|{self.interpolation}|{self.exact}"
+
+    def loader(self, source: ImageSource) -> Callable[[int], np.ndarray]:
+        return _exact_loader(source, self) if self.exact else _fast_loader(source, self.side)
+
+
 def cache_size_bytes(source: ImageSource, side: int) -> int:
     return len(source) * side * side * 3
 
 
-def is_cached(source: ImageSource, side: int) -> bool:
-    return isinstance(source, ArrayImages) and source.images.shape[1:3] == (side, side)
+def is_cached(source: ImageSource, spec: CacheSpec) -> bool:
+    """Already what ``spec`` makes (arrays of the right size do for training: augmentation follows)."""
+    if not isinstance(source, ArrayImages):
+        return False
+    return source.cache_spec == spec or (not spec.exact and source.images.shape[1:3] == (spec.side, spec.side))
 
 
-def decode_once(source: ImageSource, side: int, workers: int = 8) -> ArrayImages:
-    """The whole split in memory. Array sources of another size (CIFAR at 32 px for a 64 px model) are resized too."""
-    if is_cached(source, side):
+def decode_once(source: ImageSource, spec: CacheSpec, workers: int = 8) -> ArrayImages:
+    """The whole split in memory. Array sources (CIFAR at 32 px for a 64 px model) are brought to the spec too."""
+    if is_cached(source, spec):
         return source
-    load = _square_loader(source, side)
+    load = spec.loader(source)
     with ThreadPoolExecutor(max_workers=workers) as pool:  # PIL releases the GIL while decoding
         images = np.stack(list(pool.map(load, range(len(source)))))
-    return ArrayImages(images, source.labels)
+    return ArrayImages(images, source.labels, spec)
 
 
-def decode_once_to_disk(source: FileImages, side: int, folder: Path | None = None, workers: int = 8) -> ArrayImages:
+def decode_once_to_disk(source: FileImages, spec: CacheSpec, folder: Path | None = None,
+                        workers: int = 8) -> ArrayImages:
     """The split as a memory-mapped .npy under zoo's cache (``folder``), decoded only if no run made it yet."""
     from zoo.hub import cache_dir
 
     folder = Path(folder) if folder is not None else cache_dir("decoded")
-    path = folder / f"{_disk_key(source, side)}.npy"
-    shape = (len(source), side, side, 3)
+    path = folder / f"{_disk_key(source, spec)}.npy"
+    shape = (len(source), spec.side, spec.side, 3)
     if not path.is_file():
         folder.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npy")
         out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=shape)
-        load = _square_loader(source, side)
+        load = spec.loader(source)
 
         def fill(index: int) -> None:
             out[index] = load(index)
@@ -73,29 +111,43 @@ def decode_once_to_disk(source: FileImages, side: int, folder: Path | None = Non
     images = np.load(path, mmap_mode="c")  # copy-on-write: writable views for torch, the file never changes
     if images.shape != shape:
         raise OSError(f"decoded cache {path} has shape {images.shape}, expected {shape}; delete it")
-    return ArrayImages(images, source.labels)
+    return ArrayImages(images, source.labels, spec)
 
 
-def _disk_key(source: FileImages, side: int) -> str:
-    digest = hashlib.sha256(f"{_FORMAT}|{side}|{len(source)}".encode())
+def _disk_key(source: FileImages, spec: CacheSpec) -> str:
+    digest = hashlib.sha256(f"{spec.key()}|{len(source)}".encode())
     for name in source.paths:
         stat = os.stat(name)
         digest.update(f"|{os.path.abspath(name)}|{stat.st_size}|{stat.st_mtime_ns}".encode())
     return digest.hexdigest()[:32]
 
 
-def _square_loader(source: ImageSource, side: int) -> Callable[[int], np.ndarray]:
-    def load(index: int) -> np.ndarray:
-        if isinstance(source, FileImages):
-            from zoo.data.decode import decode_rgb
+def _image(source: ImageSource, index: int, draft: int | None) -> Image.Image:
+    if isinstance(source, FileImages):
+        from zoo.data.decode import decode_rgb
 
-            image = decode_rgb(source.paths[index], draft_size=(side, side))
-        else:
-            image = source.load(index)
+        return decode_rgb(source.paths[index], draft_size=(draft, draft) if draft else None)
+    return source.load(index)
+
+
+def _fast_loader(source: ImageSource, side: int) -> Callable[[int], np.ndarray]:
+    def load(index: int) -> np.ndarray:
+        image = _image(source, index, draft=side)
         scale = side / min(image.size)
         w, h = max(side, round(image.width * scale)), max(side, round(image.height * scale))
         image = image.resize((w, h), Image.Resampling.BILINEAR, reducing_gap=None)
         left, top = (w - side) // 2, (h - side) // 2
         return np.asarray(image.crop((left, top, left + side, top + side)))
+
+    return load
+
+
+def _exact_loader(source: ImageSource, spec: CacheSpec) -> Callable[[int], np.ndarray]:
+    from zoo.data.transforms import eval_geometry
+
+    geometry = eval_geometry({"resize_size": spec.resize, "input_size": spec.side, "interpolation": spec.interpolation})
+
+    def load(index: int) -> np.ndarray:
+        return geometry(_image(source, index, draft=None)).permute(1, 2, 0).numpy()
 
     return load

@@ -28,15 +28,23 @@ def _tail(pre: dict[str, Any]) -> list:
     return [v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean=pre["mean"], std=pre["std"])]
 
 
-def eval_transform(pre: dict[str, Any]) -> v2.Compose:
-    """Resize the shorter side, center-crop, scale to 0-1, normalise."""
-    interp = InterpolationMode(pre["interpolation"])
+def eval_geometry(pre: dict[str, Any]) -> v2.Compose:
+    """PIL image or uint8 tensor -> uint8 tensor: resize the shorter side, centre-crop."""
     return v2.Compose([
         v2.PILToTensor(),
-        v2.Resize(pre["resize_size"], interpolation=interp, antialias=True),
+        v2.Resize(pre["resize_size"], interpolation=InterpolationMode(pre["interpolation"]), antialias=True),
         v2.CenterCrop(pre["input_size"]),
-        *_tail(pre),
     ])
+
+
+def eval_transform(pre: dict[str, Any]) -> v2.Compose:
+    """Resize the shorter side, centre-crop, scale to 0-1, normalise."""
+    return v2.Compose([*eval_geometry(pre).transforms, *_tail(pre)])
+
+
+def scale_and_normalise(pre: dict[str, Any]) -> v2.Compose:
+    """The evaluation transform's last steps, for pixels an exact evaluation cache already cropped."""
+    return v2.Compose(_tail(pre))
 
 
 def train_transform(pre: dict[str, Any], preset: str) -> v2.Compose:
