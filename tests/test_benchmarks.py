@@ -14,7 +14,7 @@ BENCHMARKS = {
     "cli_startup": ("median_s", 3, None),
     "data_loading": ("images_per_s", 3, None),  # the smoke set is in memory: no disk-cache row
     "export_latency": ("ms", 6, None),
-    "frozen_backbone": ("epoch_s", 4, None),
+    "frozen_backbone": ("epoch_s", 6, None),
     "recipes": ("train_s", 3, "hymenoptera"),
     "train_throughput": ("images_per_s", 3, None),
     "real_data_throughput": ("images_per_s", 2, "hymenoptera"),
