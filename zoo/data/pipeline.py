@@ -29,6 +29,8 @@ def _memory_format(channels_last: bool) -> torch.memory_format:
 
 
 class LoaderBatches:
+    """A DataLoader's batches, moved to the device (in the memory format the model uses)."""
+
     def __init__(self, loader: DataLoader, device: torch.device, channels_last: bool = False):
         self.loader, self.device, self.format = loader, device, _memory_format(channels_last)
 
