@@ -30,7 +30,7 @@ def test_help_imports_neither_torch_nor_plugins():
 
 
 @pytest.mark.parametrize("command", [["finetune"], ["export"], ["predict"], ["list"], ["info"], ["plugins"],
-                                     ["data", "check"]])
+                                     ["data", "check"], ["cache", "info"], ["cache", "clear"]])
 def test_every_command_help_exits_0(command):
     result = subprocess.run([sys.executable, "-m", "zoo", *command, "--help"], capture_output=True, text=True,
                             timeout=60)
@@ -72,3 +72,24 @@ def test_list_datasets():
     assert result.exit_code == 0
     for name in ("food20", "hymenoptera", "cifar10", "flowers", "digits", "example_shapes"):
         assert name in result.output
+
+
+def test_cache_info_and_clear(monkeypatch, tmp_path):
+    import os
+
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("ZOO_CACHE", str(cache))
+    (cache / "decoded").mkdir(parents=True)
+    (cache / "decoded" / "a.npy").write_bytes(b"x" * 1500)
+    (cache / "weights").mkdir()
+    (cache / "weights" / "w.pth").write_bytes(b"y" * 10)
+    result = runner.invoke(app, ["cache", "info"])
+    assert result.exit_code == 0
+    lines = {line.split()[0]: line for line in result.output.splitlines()}
+    assert "1 files     1.5 KB" in lines["decoded"] and "1 files       10 B" in lines["weights"]
+    result = runner.invoke(app, ["cache", "clear", "decoded", "nonsense"])
+    assert result.exit_code == 1 and "unknown cache kind 'nonsense'" in result.output
+    assert (cache / "decoded" / "a.npy").exists()  # nothing deleted when one name is wrong
+    result = runner.invoke(app, ["cache", "clear", "decoded"])
+    assert result.exit_code == 0 and result.output == "freed 1.5 KB\n"
+    assert not (cache / "decoded").exists() and os.path.exists(cache / "weights" / "w.pth")

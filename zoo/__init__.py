@@ -30,6 +30,8 @@ _LAZY = {
     "export": "zoo.exporter.api",
     "predict": "zoo.inference",
     "get_registry": "zoo.registry.core",
+    "cache_usage": "zoo.cache",
+    "clear_cache": "zoo.cache",
     "ZooError": "zoo.errors",
 }
 

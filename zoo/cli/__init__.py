@@ -7,6 +7,8 @@ command imports the library function it wraps when it runs.
 from __future__ import annotations
 
 from zoo.cli.app import app, main
-from zoo.cli import data_commands, export_commands, model_commands, train_commands  # noqa: F401,E402
+from zoo.cli import (  # noqa: F401,E402 - each module adds its commands to app
+    cache_commands, data_commands, export_commands, model_commands, train_commands,
+)
 
 __all__ = ["app", "main"]
