@@ -19,6 +19,7 @@ import torch
 
 import zoo
 from zoo.data.batch_augment import BatchAugment
+from zoo.data.dataset import FileImages
 from zoo.data.decoded_cache import CacheSpec, decode_once, decode_once_to_disk
 from zoo.data.loader import TransformedImages, default_workers, make_loader
 from zoo.data.pipeline import CachedBatches, LoaderBatches
@@ -76,7 +77,7 @@ for name in args.datasets:
                  "images_per_s": images_per_second(through_workers(source)), "one_time_s": 0.0})
     rows.append({**common, "pipeline": "decode-once cache, v2 in workers",
                  "images_per_s": images_per_second(through_workers(cached)), "one_time_s": build_s})
-    if hasattr(source, "paths"):  # file datasets only: arrays need no disk cache
+    if isinstance(source, FileImages):  # arrays need no disk cache
         with tempfile.TemporaryDirectory() as folder:
             decode_once_to_disk(source, CacheSpec.for_training(pre), folder=Path(folder))
             t0 = time.perf_counter()

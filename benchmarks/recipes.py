@@ -28,27 +28,31 @@ args = parser.parse_args()
 shared = Path(args.data_root)
 
 
+def food20_images(classes: int, per_class: int) -> dict[str, list[Path]]:
+    """The first ``per_class`` training images of each of food20's first ``classes`` classes, by class name."""
+    names = (shared / "food20" / "classes.txt").read_text().split()
+    chosen: dict[str, list[Path]] = {name: [] for name in names[:classes]}
+    for line in (shared / "food20" / "train.txt").read_text().splitlines():
+        rel, label = line.split()
+        if int(label) < classes and len(chosen[names[int(label)]]) < per_class:
+            chosen[names[int(label)]].append(shared / "food20" / rel)
+    return chosen
+
+
 def numbered_folders(target: Path, classes: int, per_class: int) -> Path:
     """food20 images as 000_<name>/ ... folders (the hand-gesture layout); zoo splits them 80/20."""
-    names = (shared / "food20" / "classes.txt").read_text().split()
-    lines = (shared / "food20" / "train.txt").read_text().splitlines()
-    for index, name in enumerate(names[:classes]):
+    for index, (name, images) in enumerate(food20_images(classes, per_class).items()):
         folder = target / f"{index:03d}_{name}"
         folder.mkdir(parents=True)
-        for line in [ln for ln in lines if ln.split()[1] == str(index)][:per_class]:
-            rel = line.split()[0]
-            (folder / Path(rel).name).symlink_to(shared / "food20" / rel)
+        for image in images:
+            (folder / image.name).symlink_to(image)
     return target
 
 
 def jsonl_list(target: Path, classes: int, per_class: int) -> Path:
     """food20 images listed in a .jsonl with label names and no split (the flower recipe's input)."""
-    names = (shared / "food20" / "classes.txt").read_text().split()
-    lines = (shared / "food20" / "train.txt").read_text().splitlines()
-    rows = []
-    for index in range(classes):
-        for line in [ln for ln in lines if ln.split()[1] == str(index)][:per_class]:
-            rows.append({"path": str(shared / "food20" / line.split()[0]), "label": names[index]})
+    rows = [{"path": str(image), "label": name} for name, images in food20_images(classes, per_class).items()
+            for image in images]
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return target

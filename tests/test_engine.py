@@ -32,7 +32,8 @@ def test_resnet18_beats_chance_on_hymenoptera(tmp_path, pipeline):
     assert json.loads((tmp_path / "run" / "best.json").read_text())["training_inputs"]["pipeline"] == pipeline
     rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in rows] == [1, 2, 3, 4, 5, 6]
-    assert {"train_loss", "val_top1", "val_top5", "lr", "images_per_s", "epoch_time_s"} <= set(rows[0])
+    assert {"train_loss", "val_top1", "val_top5", "lr", "images_per_s", "epoch_time_s", "elapsed_s"} <= set(rows[0])
+    assert all(a["elapsed_s"] < b["elapsed_s"] for a, b in zip(rows, rows[1:]))
     assert (tmp_path / "run" / "metrics.csv").read_text().startswith("epoch,train_loss")
     final = json.loads((tmp_path / "run" / "final_metrics.json").read_text())
     assert len(final["confusion_matrix"]) == 2 and sum(map(sum, final["confusion_matrix"])) == 153
@@ -197,6 +198,24 @@ def test_failed_setup_loses_nothing_and_leaves_nothing(tmp_path, monkeypatch):
     assert (tmp_path / "runs" / "latest").resolve() == second.run_dir.resolve()
 
 
+def test_runs_started_in_the_same_second_get_their_own_folders(tmp_path, monkeypatch):
+    import datetime as real_datetime
+
+    import zoo.engine.trainer as trainer
+
+    class FrozenClock(real_datetime.datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return cls(2026, 1, 2, 3, 4, 5)
+
+    monkeypatch.setattr(trainer, "datetime", FrozenClock)
+    monkeypatch.chdir(tmp_path)
+    runs = [zoo.finetune(model="example_tinynet", data="example_shapes", epochs=1, batch_size=32, **FAST).run_dir
+            for _ in range(2)]
+    assert [r.name for r in runs] == ["example_tinynet-example_shapes-20260102-030405",
+                                      "example_tinynet-example_shapes-20260102-030405-2"]
+
+
 def test_config_file_and_cli_override(tmp_path):
     config = tmp_path / "run.toml"
     config.write_text('model = "example_tinynet"\ndata = "example_shapes"\nepochs = 1\nbatch_size = 16\n'
@@ -272,3 +291,32 @@ def test_ddp_two_cpu_processes_keep_identical_weights(tmp_path):
     for key in r0:
         assert torch.equal(r0[key], r1[key]) or "running" in key or "num_batches" in key, key
     assert not torch.equal(r0["fc.weight"], zoo.create_model("example_tinynet", num_classes=3).fc.weight)
+
+
+@pytest.mark.parametrize("scale,shortcut", [(1.0, True), (2.0, False)])
+def test_feature_cache_checks_the_model_is_head_of_features(scale, shortcut):
+    from torch import nn
+
+    from zoo.data.pipeline import CachedBatches
+    from zoo.engine.config import TrainConfig
+    from zoo.engine.feature_cache import head_only_inputs
+    from zoo.engine.inputs import Inputs
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.features, self.fc = nn.Sequential(nn.Flatten(), nn.Linear(12, 5)), nn.Linear(5, 3)
+
+        def forward(self, x):
+            return self.fc(self.features(x)) * scale  # scale 2: something after the head, no shortcut
+
+    cpu = torch.device("cpu")
+    x, y = torch.randn(16, 3, 2, 2), torch.arange(16) % 3
+    batches = lambda: CachedBatches(x, y, None, 8, cpu, False)  # noqa: E731
+    inputs = Inputs(batches(), batches(), 16, 16, "none", "device", batches)
+    result = head_only_inputs(Net(), "fc", inputs, TrainConfig(batch_size=8), cpu, None, torch.Generator())
+    assert (result is not None) == shortcut
+    if shortcut:
+        head, cached = result
+        features, labels = next(iter(cached.eval))
+        assert features.shape == (8, 5) and torch.equal(labels, y[:8]) and isinstance(head, nn.Linear)

@@ -39,12 +39,14 @@ def test_export_all_passes_parity_and_carries_metadata(trained_run, tmp_path):
 
 
 def test_predict_agrees_between_checkpoint_and_onnx(trained_run, tmp_path):
-    zoo.export(trained_run, format="onnx", output=tmp_path / "out")
     dataset = zoo.create_dataset("example_shapes")
     folder = tmp_path / "imgs"
     folder.mkdir()
     for i in range(6):
         dataset.eval.load(i).save(folder / f"{i}.png")
+    exported = zoo.export(trained_run, format="onnx", output=tmp_path / "out", images=folder)
+    assert exported.parity["onnx"]["images"] == 6
+    assert exported.parity["onnx"]["batch_sizes"] == [1, 6, 3]  # what ran: 6 images make no batch of 8
     from_ckpt = zoo.predict(trained_run, [folder], top_k=2)
     from_onnx = zoo.predict(tmp_path / "out" / "model.onnx", [folder], top_k=2)
     assert [r["top"][0]["label"] for r in from_ckpt] == [r["top"][0]["label"] for r in from_onnx]

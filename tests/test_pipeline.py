@@ -98,6 +98,9 @@ def test_augmentation_is_the_same_with_any_number_of_workers():
 
     for a, b in zip(epoch(0), epoch(2)):
         assert torch.equal(a, b)
+    state = torch.get_rng_state()
+    dataset[(0, 123)]
+    assert torch.equal(torch.get_rng_state(), state)  # training's own random draws are left alone
 
 
 @pytest.mark.parametrize("preset", ["light", "cifar", "strong"])

@@ -33,6 +33,7 @@ class BatchAugment:
         self.preset = resolve_preset(preset, self.size) if train else "none"
         self.mean = torch.tensor(preprocessing["mean"]).view(1, 3, 1, 1)
         self.std = torch.tensor(preprocessing["std"]).view(1, 3, 1, 1)
+        self._normalisation: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}  # mean/std per device
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
         if images.dtype != torch.uint8 or images.ndim != 4:
@@ -44,8 +45,10 @@ class BatchAugment:
             if self.preset == "strong":
                 x = _color_jitter(x, 0.2, 0.2, 0.2)
                 x = _random_grayscale(x, p=0.1)
-        device = images.device
-        return x.sub_(self.mean.to(device)).div_(self.std.to(device))
+        if images.device not in self._normalisation:  # copied once, not once per batch
+            self._normalisation[images.device] = self.mean.to(images.device), self.std.to(images.device)
+        mean, std = self._normalisation[images.device]
+        return x.sub_(mean).div_(std)
 
     def _geometric(self, x: torch.Tensor) -> torch.Tensor:
         """One affine grid per image: output pixel -> where to sample in the cached image."""
@@ -76,8 +79,8 @@ class BatchAugment:
         theta = torch.stack([
             torch.stack([cos * width * flip_x, -sin * height * flip_y, center_x], dim=1),
             torch.stack([sin * width * flip_x, cos * height * flip_y, center_y], dim=1),
-        ], dim=1).to(x.device)
-        grid = F.affine_grid(theta, [n, 3, self.size, self.size], align_corners=False)
+        ], dim=1)
+        grid = F.affine_grid(_to_device(theta, x.device), [n, 3, self.size, self.size], align_corners=False)
         return F.grid_sample(x, grid, mode="bilinear", padding_mode=padding, align_corners=False)
 
 
@@ -86,8 +89,16 @@ def _center_crop(images: torch.Tensor, size: int) -> torch.Tensor:
     return images[..., top:top + size, left:left + size]
 
 
+def _to_device(values: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """Parameters drawn on the CPU to the batch's device; on CUDA through pinned memory, so the
+    copy is asynchronous and the training step never waits on the host."""
+    if device.type != "cuda":
+        return values.to(device)
+    return values.pin_memory().to(device, non_blocking=True)
+
+
 def _per_image(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    return values.to(like.device).view(-1, 1, 1, 1)
+    return _to_device(values, like.device).view(-1, 1, 1, 1)
 
 
 def _grayscale(x: torch.Tensor) -> torch.Tensor:

@@ -47,7 +47,7 @@ class CacheSpec:
     @classmethod
     def for_training(cls, preprocessing: dict[str, Any]) -> CacheSpec:
         side = int(preprocessing["resize_size"])
-        return cls(side, side, preprocessing.get("interpolation", "bilinear"))
+        return cls(side, side)  # always PIL bilinear: augmentation resamples these pixels again anyway
 
     @classmethod
     def for_evaluation(cls, preprocessing: dict[str, Any]) -> CacheSpec:

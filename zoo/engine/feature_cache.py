@@ -10,7 +10,7 @@ model's logits, else training goes the ordinary way.
 from __future__ import annotations
 
 import logging
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 
 import torch
 from torch import nn
@@ -30,23 +30,30 @@ def wanted(cfg: TrainConfig, augment: str, distributed: bool) -> bool:
 
 def head_only_inputs(model: nn.Module, head_attr: str, inputs: Inputs, cfg: TrainConfig, device: torch.device,
                      amp_dtype: torch.dtype | None, generator: torch.Generator) -> tuple[nn.Module, Inputs] | None:
-    """(the head, batches of features) or None when the model does not fit the shortcut."""
+    """(the head, batches of features) or None when the model does not fit the shortcut.
+
+    One evaluation batch decides first (does the head reproduce the model? do all features fit
+    the budget?), so nothing is computed for a model that cannot take the shortcut.
+    """
     head = getattr(model, head_attr)
     autocast = torch.autocast(device.type, dtype=amp_dtype) if amp_dtype else nullcontext()
-    setattr(model, head_attr, nn.Identity())
-    try:
-        model.eval()
-        train_x, train_y = _features(model, inputs.plain_train(), autocast)
-        eval_x, eval_y = _features(model, inputs.eval, autocast)
-    finally:
-        setattr(model, head_attr, head)
-    size = (train_x.numel() + eval_x.numel()) * train_x.element_size()
+    model.eval()
+    images, _ = next(iter(inputs.eval))
+    with torch.no_grad(), autocast:
+        whole = model(images).float()
+        with _head_removed(model, head_attr):
+            probe = model(images)
+        split = head(probe).float()
+    if not torch.allclose(whole, split, rtol=1e-3, atol=1e-3 * (1 + whole.abs().max().item())):
+        log.info("feature cache off: %s is not head(features), training the ordinary way", type(model).__name__)
+        return None
+    size = probe[0].numel() * 4 * (inputs.train_images + inputs.eval_images)  # kept as float32
     if size > CACHE_BUDGET_BYTES:
         log.info("feature cache off: %.1f GB of features is over the cache budget", size / 1e9)
         return None
-    if not _reproduces_model(model, head, inputs.eval, eval_x, autocast):
-        log.info("feature cache off: %s is not head(features), training the ordinary way", type(model).__name__)
-        return None
+    with _head_removed(model, head_attr):
+        train_x, train_y = _features(model, inputs.plain_train(), autocast)
+        eval_x, eval_y = _features(model, inputs.eval, autocast)
     log.info("feature cache: backbone features computed once (%s per image); only %s trains",
              "x".join(map(str, train_x.shape[1:])), head_attr)
     features = Inputs(
@@ -59,6 +66,17 @@ def head_only_inputs(model: nn.Module, head_attr: str, inputs: Inputs, cfg: Trai
     return head, features
 
 
+@contextmanager
+def _head_removed(model: nn.Module, head_attr: str):
+    """The model without its head: it returns the head's input."""
+    head = getattr(model, head_attr)
+    setattr(model, head_attr, nn.Identity())
+    try:
+        yield
+    finally:
+        setattr(model, head_attr, head)
+
+
 @torch.no_grad()
 def _features(body: nn.Module, batches, autocast) -> tuple[torch.Tensor, torch.Tensor]:
     feats, labels = [], []
@@ -67,12 +85,3 @@ def _features(body: nn.Module, batches, autocast) -> tuple[torch.Tensor, torch.T
             feats.append(body(images).float())
         labels.append(y)
     return torch.cat(feats), torch.cat(labels)
-
-
-@torch.no_grad()
-def _reproduces_model(model: nn.Module, head: nn.Module, eval_batches, eval_x: torch.Tensor, autocast) -> bool:
-    images, _ = next(iter(eval_batches))
-    with autocast:
-        whole = model(images).float()
-        split = head(eval_x[: len(images)]).float()
-    return bool(torch.allclose(whole, split, rtol=1e-3, atol=1e-3 * (1 + whole.abs().max().item())))
