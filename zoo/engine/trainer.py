@@ -351,7 +351,9 @@ class _RunWriter:
 @torch.no_grad()
 def _check_input_size(model: nn.Module, name: str, size: int, native: int) -> None:
     """One image through the model (still on the CPU) before the data is loaded, so a size it cannot
-    take (ViTs are built for one) is a clear error."""
+    take (ViTs are built for one) is a clear error. The model's own size needs no check."""
+    if size == native:
+        return
     training = model.training
     model.eval()
     try:
