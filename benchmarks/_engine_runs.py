@@ -10,7 +10,8 @@ from typing import Any
 import numpy as np
 
 import zoo
-from zoo.registry.core import DatasetInfo, get_registry
+from zoo.registry.core import get_registry
+from zoo.specs import DatasetInfo
 
 
 def engine_epochs(model: str, data: str, **options: Any) -> list[dict[str, Any]]:
@@ -23,12 +24,14 @@ def engine_epochs(model: str, data: str, **options: Any) -> list[dict[str, Any]]
 def register_synthetic(name: str, count: int, side: int, num_classes: int, val_count: int) -> str:
     """Random uint8 images already at the cache size (nothing to decode or resize), as a dataset name."""
 
+    num_classes = min(num_classes, count)
+
     def factory(root=None):
         from zoo.data import ArrayImages, ImageDataset
 
         rng = np.random.default_rng(0)
         images = rng.integers(0, 256, (count, side, side, 3), dtype=np.uint8)
-        labels = rng.integers(0, num_classes, count)
+        labels = rng.permutation(np.arange(count) % num_classes)  # every class has training images
         splits = {"train": ArrayImages(images, labels), "val": ArrayImages(images[:val_count], labels[:val_count])}
         return ImageDataset(name, [str(i) for i in range(num_classes)], splits, layout="in-memory")
 

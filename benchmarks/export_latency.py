@@ -14,6 +14,7 @@ import torch
 import zoo
 from zoo.exporter.backends import export_onnx, export_torchscript
 from zoo.exporter.parity import onnx_runner, torchscript_runner
+from zoo.runs import CheckpointMeta
 from _table import report
 
 parser = argparse.ArgumentParser()
@@ -39,8 +40,8 @@ def timed(fn, batch, repeat):
 rows = []
 for name in args.models:
     model = zoo.create_model(name, num_classes=1000).eval()
-    meta = {"model": name, "num_classes": 1000, "classes": [str(i) for i in range(1000)],
-            "preprocessing": zoo.model_info(name).preprocessing(args.size)}
+    meta = CheckpointMeta(model=name, num_classes=1000, classes=[str(i) for i in range(1000)],
+                          preprocessing=zoo.model_info(name).preprocessing(args.size))
     with tempfile.TemporaryDirectory() as tmp:
         example = torch.randn(2, 3, args.size, args.size)
         export_onnx(model, Path(tmp) / "m.onnx", example, meta)

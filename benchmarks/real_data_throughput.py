@@ -34,7 +34,7 @@ common_options = dict(image_size=args.size, batch_size=args.batch_size, epochs=a
                       augment="light", compile=device == "cuda" and not args.smoke)
 rows = []
 for name in args.models:
-    side = zoo.model_info(name).preprocessing(args.size)["resize_size"]
+    side = zoo.model_info(name).preprocessing(args.size).resize_size
     for data in args.datasets:
         size = len(zoo.create_dataset(data, data_root=args.data_root).train)
         synthetic = register_synthetic(f"synthetic-{name}-{data}", size, side, 20, args.batch_size)

@@ -87,7 +87,7 @@ def tuned_loop(name: str) -> float:
 
 
 def zoo_engine(name: str) -> tuple[float, float, float]:
-    side = zoo.model_info(name).preprocessing(args.size)["resize_size"]
+    side = zoo.model_info(name).preprocessing(args.size).resize_size
     data = register_synthetic(f"synthetic-{name}", args.batch_size * (args.steps + 1), side, NUM_CLASSES,
                               args.batch_size)
     rows = engine_epochs(name, data, image_size=args.size, epochs=3, batch_size=args.batch_size, optimizer="sgd",

@@ -14,7 +14,7 @@ from zoo.cli import app
 from zoo.data.decode import BadImageError, decode_rgb, is_candidate
 from zoo.data.layouts import detect_layout, read_layout
 from zoo.errors import DataError
-from zoo.registry.core import DatasetInfo
+from zoo.specs import DatasetInfo
 from tests.conftest import COLORS, shared_data, write_image
 
 
@@ -24,7 +24,7 @@ def test_class_folders_split_is_stratified_deterministic_and_saved(class_folders
     assert a.layout == "classfolders" and a.classes == ["000_red", "001_green", "002_blue"]
     assert a.counts() == {"train": [8, 8, 8], "val": [2, 2, 2]}
     assert a.splits["val"].paths == b.splits["val"].paths
-    assert a.split_file["val"] == sorted(a.split_file["val"]) and len(a.split_file["val"]) == 6
+    assert a.split_record["val"] == sorted(a.split_record["val"]) and len(a.split_record["val"]) == 6
     c = read_layout(class_folders, val_ratio=0.5, seed=1)
     assert c.counts()["val"] == [5, 5, 5]
 

@@ -135,12 +135,12 @@ def test_nan_loss_stops_with_epoch_and_keeps_last_checkpoint(tmp_path):
 
 
 def test_out_of_gpu_memory_is_one_line_with_a_smaller_batch(tmp_path, monkeypatch):
-    import zoo.engine.trainer as trainer
+    import zoo.engine.loop as loop
 
     def no_memory(*args, **kwargs):
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
 
-    monkeypatch.setattr(trainer, "_train_one_epoch", no_memory)
+    monkeypatch.setattr(loop, "train_one_epoch", no_memory)
     result = CliRunner().invoke(app, ["finetune", "example_tinynet", "--data", "example_shapes", "--batch-size", "64",
                                       "-o", str(tmp_path / "run"), "-q", "--workers", "0"])
     assert result.exit_code == 1
@@ -201,14 +201,14 @@ def test_failed_setup_loses_nothing_and_leaves_nothing(tmp_path, monkeypatch):
 def test_runs_started_in_the_same_second_get_their_own_folders(tmp_path, monkeypatch):
     import datetime as real_datetime
 
-    import zoo.engine.trainer as trainer
+    import zoo.runs
 
     class FrozenClock(real_datetime.datetime):
         @classmethod
         def now(cls, tz=None):
             return cls(2026, 1, 2, 3, 4, 5)
 
-    monkeypatch.setattr(trainer, "datetime", FrozenClock)
+    monkeypatch.setattr(zoo.runs, "datetime", FrozenClock)
     monkeypatch.chdir(tmp_path)
     runs = [zoo.finetune(model="example_tinynet", data="example_shapes", epochs=1, batch_size=32, **FAST).run_dir
             for _ in range(2)]
@@ -264,18 +264,11 @@ def test_resume_extends_a_finished_run(tmp_path):
 
 DDP_SCRIPT = """
 import os, sys, torch, zoo
-from zoo.engine.trainer import fit
-from zoo.engine.config import TrainConfig
-import zoo.engine.trainer as trainer
-captured = {}
-original = trainer.evaluate
-def keep(model, *args):
-    captured["state"] = {k: v.clone() for k, v in model.state_dict().items()}
-    return original(model, *args)
-trainer.evaluate = keep
-fit(TrainConfig(model="example_tinynet", data="example_shapes", epochs=1, batch_size=16, workers=0, quiet=True,
-                output=sys.argv[1], overwrite=True))
-torch.save(captured["state"], os.path.join(sys.argv[1], f"rank{os.environ['RANK']}.pt"))
+torch.manual_seed(0)
+model = zoo.create_model("example_tinynet", num_classes=3)
+zoo.fit(model, zoo.create_dataset("example_shapes"), zoo.TrainConfig(epochs=1, batch_size=16, workers=0, quiet=True,
+        output=sys.argv[1], overwrite=True), zoo.model_info("example_tinynet").preprocessing())
+torch.save(model.state_dict(), os.path.join(sys.argv[1], f"rank{os.environ['RANK']}.pt"))  # trained in place
 """
 
 
@@ -300,7 +293,7 @@ def test_feature_cache_checks_the_model_is_head_of_features(scale, shortcut):
     from zoo.data.pipeline import CachedBatches
     from zoo.engine.config import TrainConfig
     from zoo.engine.feature_cache import head_only_inputs
-    from zoo.engine.inputs import Inputs
+    from zoo.data.inputs import Inputs
 
     class Net(nn.Module):
         def __init__(self):

@@ -96,11 +96,12 @@ def test_predict_errors_are_one_line(trained_run, tmp_path):
 def _fake_run(tmp_path, name, size):
     """A checkpoint with metadata as `zoo finetune` writes it, from random init."""
     from zoo.engine.checkpoint import save_weights
+    from zoo.runs import CheckpointMeta
 
     info = zoo.model_info(name)
     torch.manual_seed(0)
     model = zoo.create_model(name, num_classes=4).eval()
-    meta = {"model": name, "num_classes": 4, "classes": list("abcd"), "preprocessing": info.preprocessing(size)}
+    meta = CheckpointMeta(model=name, num_classes=4, classes=list("abcd"), preprocessing=info.preprocessing(size))
     save_weights(tmp_path / "best", model, meta)
     return tmp_path / "best.safetensors"
 

@@ -1,22 +1,23 @@
 """CUDA paths: the same results as on CPU where they must agree, and training that learns. Skip without CUDA."""
 
 import json
+from dataclasses import replace
 
 import pytest
 import torch
 
 import zoo
 from zoo.data.batch_augment import BatchAugment
+from zoo.specs import Preprocessing
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
 
-PRE = {"input_size": 32, "resize_size": 36, "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225],
-       "interpolation": "bilinear"}
+PRE = Preprocessing(input_size=32, resize_size=36)  # ImageNet mean/std, bilinear
 
 
 @pytest.mark.parametrize("preset", ["none", "light", "cifar", "strong"])
 def test_batch_augment_on_cuda_matches_cpu(preset):
-    pre = {**PRE, "resize_size": 32} if preset == "cifar" else PRE
+    pre = replace(PRE, resize_size=32) if preset == "cifar" else PRE
     side = pre["resize_size"]
     images = torch.randint(0, 256, (16, 3, side, side), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
     torch.manual_seed(1)

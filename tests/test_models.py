@@ -8,7 +8,7 @@ import zoo
 from zoo.errors import WeightsError
 from zoo.models.api import replace_head
 from zoo.models.weights import read_checkpoint
-from zoo.registry.core import WeightsFile
+from zoo.specs import WeightsFile
 
 
 
@@ -111,7 +111,7 @@ def test_pickled_code_in_pth_is_refused(tmp_path):
         read_checkpoint(path)
 
 
-def _serve_weights(monkeypatch, folder, base_url, sha=None):
+def _serve_weights(registry, folder, base_url, sha=None):
     """Serve a resnet18 state dict and point the registry's resnet18 at it (sha None: the real one)."""
     from zoo.hub import file_digest
 
@@ -120,36 +120,36 @@ def _serve_weights(monkeypatch, folder, base_url, sha=None):
     sha = file_digest(folder / "resnet18-test.pth")[:8] if sha is None else sha
     info = zoo.model_info("resnet18")
     patched = info.__class__(**{**info.__dict__, "weights": WeightsFile(f"{base_url}/resnet18-test.pth", sha)})
-    monkeypatch.setitem(zoo.get_registry().models, "resnet18", patched)
+    registry.models.replace("resnet18", patched)
     return state
 
 
-def test_default_weights_download_from_loopback(loopback_server, monkeypatch):
+def test_default_weights_download_from_loopback(loopback_server, fresh_registry):
     from zoo.hub import cache_dir
 
     folder, base_url = loopback_server
-    state = _serve_weights(monkeypatch, folder, base_url)
+    state = _serve_weights(fresh_registry, folder, base_url)
     model = zoo.create_model("resnet18", num_classes=2, weights="DEFAULT")
     assert sorted(model.zoo_load_report.dropped) == ["fc.bias", "fc.weight"]
     torch.testing.assert_close(model.conv1.weight, state["conv1.weight"])
     assert (cache_dir("weights") / "resnet18-test.pth").is_file()
 
 
-def test_default_weights_checksum_mismatch_leaves_no_file(loopback_server, monkeypatch):
+def test_default_weights_checksum_mismatch_leaves_no_file(loopback_server, fresh_registry):
     from zoo.hub import cache_dir
 
     folder, base_url = loopback_server
-    _serve_weights(monkeypatch, folder, base_url, sha="deadbeef")
+    _serve_weights(fresh_registry, folder, base_url, sha="deadbeef")
     with pytest.raises(WeightsError, match="checksum mismatch"):
         zoo.create_model("resnet18", weights="DEFAULT")
     leftovers = list(cache_dir("weights").glob("*")) if cache_dir("weights").exists() else []
     assert leftovers == []
 
 
-def test_default_weights_offline_is_one_clear_line(monkeypatch):
+def test_default_weights_offline_is_one_clear_line(fresh_registry):
     info = zoo.model_info("resnet18")
     offline = info.__class__(**{**info.__dict__, "weights": WeightsFile("http://127.0.0.1:9/resnet18-f37072fd.pth", "f37072fd")})
-    monkeypatch.setitem(zoo.get_registry().models, "resnet18", offline)
+    fresh_registry.models.replace("resnet18", offline)
     with pytest.raises(WeightsError) as excinfo:
         zoo.create_model("resnet18", weights="DEFAULT")
     message = str(excinfo.value)

@@ -1,6 +1,7 @@
 """Batches on the device: the cached-batch augmentation, batch assembly and reproducible sampling."""
 
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -12,13 +13,13 @@ from zoo.data.dataset import ArrayImages
 from zoo.data.loader import TransformedImages, make_loader
 from zoo.data.pipeline import CachedBatches
 from zoo.data.transforms import eval_transform, train_transform
+from zoo.specs import Preprocessing
 
-PRE = {"input_size": 32, "resize_size": 36, "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225],
-       "interpolation": "bilinear"}
+PRE = Preprocessing(input_size=32, resize_size=36)  # ImageNet mean/std, bilinear
 
 
 def _normalise(x: torch.Tensor) -> torch.Tensor:
-    mean, std = torch.tensor(PRE["mean"]).view(1, 3, 1, 1), torch.tensor(PRE["std"]).view(1, 3, 1, 1)
+    mean, std = torch.tensor(PRE.mean).view(1, 3, 1, 1), torch.tensor(PRE.std).view(1, 3, 1, 1)
     return (x.float() / 255 - mean) / std
 
 
@@ -27,14 +28,14 @@ def _random_images(n: int, side: int, seed: int = 0) -> torch.Tensor:
 
 
 def test_no_augmentation_matches_the_evaluation_transform():
-    images = _random_images(4, PRE["resize_size"])
+    images = _random_images(4, PRE.resize_size)
     on_device = BatchAugment(PRE, "none")(images)
     reference = torch.stack([eval_transform(PRE)(image) for image in images])
     torch.testing.assert_close(on_device, reference, rtol=0, atol=1e-6)
 
 
 def test_cifar_preset_is_a_whole_pixel_shift_with_optional_flip():
-    pre = {**PRE, "resize_size": 32}
+    pre = replace(PRE, resize_size=32)
     images = _random_images(6, 32)
     torch.manual_seed(3)
     out = BatchAugment(pre, "cifar")(images)
@@ -68,7 +69,7 @@ def test_strong_preset_rotates_flips_and_jitters_each_image():
     torch.manual_seed(0)
     out = BatchAugment(PRE, "strong")(images)
     assert out.shape == (16, 3, 32, 32) and torch.isfinite(out).all()
-    pixels = out * torch.tensor(PRE["std"]).view(1, 3, 1, 1) + torch.tensor(PRE["mean"]).view(1, 3, 1, 1)
+    pixels = out * torch.tensor(PRE.std).view(1, 3, 1, 1) + torch.tensor(PRE.mean).view(1, 3, 1, 1)
     assert pixels.min() >= -1e-5 and pixels.max() <= 1 + 1e-5
     black_corner = (pixels[:, :, 0, 0].abs().sum(1) < 1e-5).sum().item()
     assert 0 < black_corner < 16, "rotation by up to 45 degrees leaves black corners on some images only"
@@ -164,8 +165,7 @@ def test_evaluation_cache_gives_exactly_the_evaluation_transform(tmp_path, size)
         image = np.random.default_rng(i).integers(0, 256, (h, w, 3), dtype=np.uint8)
         paths.append(str(tmp_path / f"{i}.jpg"))
         Image.fromarray(image).save(paths[-1], quality=90)
-    pre = {"input_size": size, "resize_size": int(size / 0.875), "mean": PRE["mean"], "std": PRE["std"],
-           "interpolation": "bilinear"}
+    pre = Preprocessing(input_size=size, resize_size=int(size / 0.875))
     cached = decode_once(FileImages(paths, np.zeros(len(paths), dtype=int)), CacheSpec.for_evaluation(pre))
     assert cached.images.shape == (len(paths), size, size, 3)
     for i, path in enumerate(paths):

@@ -2,7 +2,8 @@ import pytest
 
 import zoo
 from zoo.errors import DuplicateNameError, UnknownNameError
-from zoo.registry.core import ModelInfo, Registry
+from zoo.registry.core import Registry
+from zoo.specs import ModelInfo
 
 
 def test_builtin_models_are_registered_through_entry_points(fresh_registry):

@@ -2,7 +2,8 @@
 
     import zoo
     model = zoo.create_model("resnet18", num_classes=10)
-    zoo.finetune(model="resnet18_cifar", data="cifar10", epochs=5)
+    zoo.finetune(model="resnet18_cifar", data="cifar10", epochs=5)    # names resolved for you
+    zoo.fit(my_module, my_dataset, zoo.TrainConfig(epochs=5))         # or your own objects
     zoo.export(format="onnx")
 
 Importing zoo is cheap: torch, plugins and model code load on first use.
@@ -24,9 +25,13 @@ _LAZY = {
     "list_datasets": "zoo.data.api",
     "dataset_info": "zoo.data.api",
     "create_dataset": "zoo.data.api",
-    "list_plugins": "zoo.plugins_api",
+    "list_plugins": "zoo.registry.core",
     "finetune": "zoo.engine.api",
+    "fit": "zoo.engine.loop",
     "TrainConfig": "zoo.engine.config",
+    "ImageDataset": "zoo.data.dataset",
+    "Preprocessing": "zoo.specs",
+    "find_run": "zoo.runs",
     "export": "zoo.exporter.api",
     "predict": "zoo.inference",
     "get_registry": "zoo.registry.core",

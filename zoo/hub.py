@@ -13,6 +13,7 @@ import zipfile
 from pathlib import Path
 
 from zoo.errors import DownloadError
+from zoo.files import atomic_target
 
 CHUNK = 1 << 20
 
@@ -47,41 +48,33 @@ def download_file(url: str, dest: Path, checksum: str = "", timeout: float = 30.
     the final path. ``checksum`` may be a digest prefix (torchvision's file-name convention).
     """
     dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
     algorithm, expected = parse_checksum(checksum) if checksum else ("sha256", "")
     digest = hashlib.new(algorithm)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            try:
-                response = urllib.request.urlopen(url, timeout=timeout)  # noqa: S310 - http(s) URLs we publish
-            except (urllib.error.URLError, OSError) as exc:
-                reason = getattr(exc, "reason", exc)
-                raise DownloadError(
-                    f"cannot download {url} ({reason}); if this machine is offline, fetch the file "
-                    f"elsewhere and put it at {dest}"
-                ) from exc
-            with response:
-                total = int(response.headers.get("Content-Length") or 0)
-                bar = _progress_bar(dest.name, total) if progress else None
-                while chunk := response.read(CHUNK):
-                    out.write(chunk)
-                    digest.update(chunk)
-                    if bar:
-                        bar[0].update(bar[1], advance=len(chunk))
+    with atomic_target(dest, suffix=".part") as tmp, open(tmp, "wb") as out:
+        try:
+            response = urllib.request.urlopen(url, timeout=timeout)  # noqa: S310 - http(s) URLs we publish
+        except (urllib.error.URLError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise DownloadError(
+                f"cannot download {url} ({reason}); if this machine is offline, fetch the file "
+                f"elsewhere and put it at {dest}"
+            ) from exc
+        with response:
+            total = int(response.headers.get("Content-Length") or 0)
+            bar = _progress_bar(dest.name, total) if progress else None
+            while chunk := response.read(CHUNK):
+                out.write(chunk)
+                digest.update(chunk)
                 if bar:
-                    bar[0].stop()
+                    bar[0].update(bar[1], advance=len(chunk))
+            if bar:
+                bar[0].stop()
         actual = digest.hexdigest()
         if expected and not actual.startswith(expected):
             raise DownloadError(
                 f"checksum mismatch for {url}: expected {algorithm} {expected}, got {actual[: len(expected)]}; "
                 "the file was discarded, try again or check the URL"
             )
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, dest)
-    finally:
-        tmp.unlink(missing_ok=True)
     return dest
 
 
@@ -122,7 +115,11 @@ def extract_archive(archive: Path, target: Path) -> Path:
                         _check_inside(staging, str(Path(member.name).parent / member.linkname), archive)
                     if member.isdev():
                         raise DownloadError(f"archive {archive} holds a device file {member.name!r}; refusing it")
-                tf.extractall(staging, filter="data")
+                try:
+                    tf.extractall(staging, filter="data")
+                except tarfile.FilterError as exc:  # what the "data" filter refuses: links out, odd modes
+                    raise DownloadError(f"archive {archive} has a member {exc.tarinfo.name!r} that the safe "
+                                        f"extraction refuses ({type(exc).__name__}); refusing the archive") from exc
         else:
             raise DownloadError(f"{archive} is neither a tar nor a zip archive; delete it and download again")
         if target.exists():

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from zoo.errors import ZooError
+from zoo.runs import CheckpointMeta
 
 
 def load_predictor(model_file: str | Path):
@@ -29,7 +30,7 @@ def load_predictor(model_file: str | Path):
         props = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
         if "zoo.meta" not in props:
             raise ZooError(f"{path} has no zoo metadata (zoo.meta); export it with `zoo export`")
-        return onnx_runner(path), json.loads(props["zoo.meta"])
+        return onnx_runner(path), CheckpointMeta.from_dict(json.loads(props["zoo.meta"]), f"metadata of {path}")
     if path.suffix == ".pt" and _is_torchscript(path):
         from zoo.exporter.parity import load_torchscript, torchscript_runner
 
@@ -37,7 +38,7 @@ def load_predictor(model_file: str | Path):
         module = load_torchscript(path, files)
         if not files["zoo.json"]:
             raise ZooError(f"{path} has no zoo metadata (zoo.json); export it with `zoo export`")
-        return torchscript_runner(module), json.loads(files["zoo.json"])
+        return torchscript_runner(module), CheckpointMeta.from_dict(json.loads(files["zoo.json"]), f"metadata of {path}")
     from zoo.exporter.loading import load_checkpoint
 
     loaded = load_checkpoint(checkpoint=path) if path.suffix == ".safetensors" or path.is_dir() else load_checkpoint(run=path)
@@ -64,7 +65,7 @@ def predict(model_file: str | Path, images: list[str | Path] | str | Path, top_k
     from zoo.data.transforms import eval_transform
 
     run, meta = load_predictor(model_file)
-    transform = eval_transform(meta["preprocessing"])
+    transform = eval_transform(meta.preprocessing)
     files: list[Path] = []
     for item in [images] if isinstance(images, (str, Path)) else images:
         item = Path(item)
@@ -91,7 +92,7 @@ def predict(model_file: str | Path, images: list[str | Path] | str | Path, top_k
         values, indices = probs.topk(k, dim=1)
         for f, vals, idxs in zip(chunk, values.tolist(), indices.tolist()):
             results.append({"image": str(f), "top": [
-                {"label": meta["classes"][i], "index": i, "prob": round(v, 6)} for v, i in zip(vals, idxs)]})
+                {"label": meta.classes[i], "index": i, "prob": round(v, 6)} for v, i in zip(vals, idxs)]})
     if not files:
         raise ZooError("no images found to predict on")
     return results

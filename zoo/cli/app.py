@@ -1,4 +1,9 @@
-"""The typer app and the one place where library errors become one-line messages."""
+"""The typer app and the one place where library errors become one-line messages.
+
+Usage errors (an unknown option, a missing value, a value of the wrong type) keep click's own
+message, with the close matches and exit code 2. Library errors (ZooError) are `error: <one line>`
+and exit code 1; anything unexpected is one line too, with the traceback under ZOO_DEBUG=1.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +11,14 @@ import logging
 import os
 import sys
 
-import click
 import typer
-from typer.core import TyperGroup
+from typer.core import TyperCommand, TyperGroup
+
+# The click that typer runs on: its own vendored copy (typer >= 0.29, whose Exit/Abort are typer's) or the
+# click package (older typer: its Exit and Abort too).
+click_exceptions = sys.modules[typer.BadParameter.__module__]
+PASS_THROUGH = tuple({click_exceptions.ClickException, typer.Exit, typer.Abort, BrokenPipeError,
+                      getattr(click_exceptions, "Exit", typer.Exit), getattr(click_exceptions, "Abort", typer.Abort)})
 
 
 def debug_enabled() -> bool:
@@ -18,17 +28,17 @@ def debug_enabled() -> bool:
 class ZooGroup(TyperGroup):
     """Turns ZooError (and a few others users hit) into `error: ...` on stderr and exit 1."""
 
-    def invoke(self, ctx: click.Context):
+    def invoke(self, ctx):
         from zoo.errors import ZooError
 
         try:
             return super().invoke(ctx)
-        except (click.exceptions.Exit, typer.Exit, click.ClickException, click.Abort, BrokenPipeError):
-            raise  # help, usage errors and deliberate exits keep their own exit codes
+        except PASS_THROUGH:
+            raise  # help, usage errors (exit 2) and deliberate exits keep their own exit codes
         except ZooError as exc:
             fail(str(exc), exc)
         except KeyboardInterrupt as exc:
-            fail("interrupted", exc, code=130)
+            fail("interrupted; a run keeps its last finished epoch (zoo finetune --resume RUN goes on)", exc, code=130)
         except MemoryError as exc:
             fail("out of memory; use a smaller --batch-size or --image-size", exc)
         except Exception as exc:  # noqa: BLE001 - anything else: one line, traceback on ZOO_DEBUG
@@ -36,6 +46,25 @@ class ZooGroup(TyperGroup):
                 fail("CUDA out of memory; use a smaller --batch-size or --accumulate-steps", exc)
             fail(f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''} "
                  "(unexpected; rerun with ZOO_DEBUG=1 for the traceback and report it)", exc)
+
+
+class PanelledCommand(TyperCommand):
+    """Plain --help whose options are grouped under the panel each declares (rich_help_panel)."""
+
+    def format_options(self, ctx, formatter) -> None:
+        sections: dict[str, list[tuple[str, str]]] = {}
+        for param in self.get_params(ctx):
+            record = param.get_help_record(ctx)
+            if record is None:
+                continue
+            if param.param_type_name == "argument":
+                title = "Arguments"
+            else:
+                title = getattr(param, "rich_help_panel", None) or "Options"
+            sections.setdefault(title, []).append(record)
+        for title, records in sections.items():
+            with formatter.section(title):
+                formatter.write_dl(records)
 
 
 def _is_cuda_oom(exc: BaseException) -> bool:
@@ -64,17 +93,27 @@ class _StderrHandler(logging.StreamHandler):
 app = typer.Typer(
     cls=ZooGroup,
     name="zoo",
-    help="A model zoo for image classification: list models, fine-tune, export with parity checks.",
+    help="A model zoo for image classification: list models, fine-tune, evaluate, export with parity checks.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
+    add_completion=True,
     rich_markup_mode=None,
 )
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from zoo import __version__
+
+        typer.echo(f"zoo {__version__}")
+        raise typer.Exit()
 
 
 @app.callback()
 def _root(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Only warnings and errors."),
+    version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                 help="Print zoo's version and exit."),
 ) -> None:
     # zoo's own messages only: libraries (onnxscript, torch.onnx) log chattily at INFO
     handler = _StderrHandler()

@@ -15,17 +15,12 @@ app.add_typer(data_app, name="data", short_help="Inspect a dataset   e.g. zoo da
 def check_command(
     data: str = typer.Argument(..., help="dataset name or path"),
     data_root: str = typer.Option(None, help="folder holding named datasets"),
-    layout: str = typer.Option(None, help="imagefolder | classfolders | listfile | jsonl | cifar"),
+    layout: str = typer.Option(None, help="a layout name (default: detected); zoo data check shows which"),
 ) -> None:
     from zoo.data.api import create_dataset
     from zoo.data.check import check_dataset
-    from zoo.errors import DataError
 
-    try:
-        dataset = create_dataset(data, data_root=data_root, layout=layout)
-    except DataError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from exc
+    dataset = create_dataset(data, data_root=data_root, layout=layout, check=False)  # problems are reported below
     report = check_dataset(dataset)
     typer.echo(f"dataset   {report.name}\nlayout    {report.layout}\nroot      {report.root or '(in memory)'}")
     typer.echo(f"classes   {len(report.classes)}")

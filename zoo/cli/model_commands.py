@@ -8,24 +8,23 @@ from zoo.cli.app import app
 
 
 @app.command("list", short_help="List models or datasets   e.g. zoo list 'resnet*' --source all",
-             help="List models (or datasets) whose name matches PATTERN.\n\nExample: zoo list 'resnet*' --source all")
+             help="List models (or datasets) whose name matches PATTERN; a prefix selects a namespace "
+             "(zoo list 'tv:mobilenet*').\n\nExample: zoo list 'resnet*' --source all")
 def list_command(
-    pattern: str = typer.Argument(None, help="fnmatch pattern, e.g. 'resnet*'"),
-    source: str = typer.Option("zoo", help="zoo, tv, timm or all"),
-    datasets: bool = typer.Option(False, "--datasets", help="List datasets instead of models."),
+    pattern: str = typer.Argument(None, help="fnmatch pattern, e.g. 'resnet*' or 'timm:vit*'"),
+    source: str = typer.Option("zoo", help="zoo, a namespace (tv, timm, ...) or all"),
+    datasets: bool = typer.Option(False, "--datasets", help="List datasets instead of models, and where they are."),
 ) -> None:
     if datasets:
-        from zoo.data.api import dataset_info, list_datasets
-
-        for name in list_datasets(pattern):
-            info = dataset_info(name)
-            typer.echo(f"{name:<16} {info.distribution:<14} {info.description}")
+        _list_datasets(pattern)
         return
     from zoo.models.api import list_models, model_info
 
+    if pattern and ":" in pattern:
+        source = "all"  # the prefix in the pattern picks the namespace
     names = list_models(pattern, source)
     for name in names:
-        if name.startswith(("tv:", "timm:")):
+        if ":" in name:
             typer.echo(name)
         else:
             info = model_info(name)
@@ -34,7 +33,32 @@ def list_command(
     if source == "zoo" and pattern is None:
         typer.echo("(torchvision and timm models: zoo list --source tv|timm|all, use them as tv:NAME, timm:NAME)")
     if not names:
-        typer.echo(f"no model matches {pattern!r} in source {source}", err=True)
+        typer.echo(f"no model matches {pattern!r} in source {source}{_elsewhere(pattern, source)}", err=True)
+
+
+def _elsewhere(pattern: str | None, source: str) -> str:
+    """Where else the pattern matches, for an empty listing: '; 40 in timm: (zoo list 'timm:vit*')'."""
+    from zoo.models.api import list_models
+    from zoo.registry.core import get_registry
+
+    if pattern is None or source != "zoo":
+        return ""
+    hits = [(src, len(list_models(pattern, src))) for src in get_registry().sources() if src != "zoo"]
+    found = [f"{n} in {src}: (zoo list '{src}:{pattern}')" for src, n in hits if n]
+    return "; " + ", ".join(found) if found else ""
+
+
+def _list_datasets(pattern: str | None) -> None:
+    from zoo.data.api import dataset_info, find_local_dataset, list_datasets
+
+    for name in list_datasets(pattern):
+        info = dataset_info(name)
+        if info.embedded:
+            where = "embedded (needs no files)"
+        else:
+            found = find_local_dataset(info)
+            where = f"here: {found}" if found else f"not here ({info.download_size or 'download'})"
+        typer.echo(f"{name:<16} {info.distribution:<14} {where:<44} {info.description}")
 
 
 @app.command("info", short_help="Show a model's metadata   e.g. zoo info resnet50",
@@ -53,7 +77,7 @@ def info_command(
         "family": info.family,
         "description": info.description,
         "parameters": f"{count_parameters(model):,}",
-        "input size": f"3x{info.input_size}x{info.input_size} (eval resize {info.preprocessing()['resize_size']})",
+        "input size": f"3x{info.input_size}x{info.input_size} (eval resize {info.preprocessing().resize_size})",
         "mean / std": f"{list(info.mean)} / {list(info.std)}",
         "interpolation": info.interpolation,
         "classifier": info.classifier,
@@ -67,17 +91,13 @@ def info_command(
 @app.command("plugins", short_help="Show loaded and failed plugins   e.g. zoo plugins",
              help="Show every plugin entry point: what it registered, or why it failed.\n\nExample: zoo plugins")
 def plugins_command() -> None:
-    from zoo.plugins_api import list_plugins
+    from zoo.registry.core import list_plugins
 
     records = list_plugins()
     for rec in records:
         if rec.ok:
-            what = ", ".join(
-                part for part in (
-                    f"models: {', '.join(rec.models)}" if rec.models else "",
-                    f"datasets: {', '.join(rec.datasets)}" if rec.datasets else "",
-                ) if part
-            ) or "registered nothing"
+            what = "; ".join(f"{table}: {', '.join(names)}" for table, names in rec.registered.items())
+            what = what or "registered nothing"
             typer.echo(f"ok      {rec.distribution:<20} {rec.group:<13} {rec.name:<12} {what}")
         else:
             typer.echo(f"FAILED  {rec.distribution:<20} {rec.group:<13} {rec.name:<12} {rec.error}")

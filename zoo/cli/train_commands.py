@@ -1,68 +1,102 @@
-"""zoo finetune."""
+"""zoo finetune: its options are generated from TrainConfig's declarations (name, type, help, panel, default)."""
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 import logging
+import typing
 from pathlib import Path
+from typing import Any, Optional
 
 import typer
 
-from zoo.cli.app import app
+from zoo.cli.app import PanelledCommand, app
+from zoo.engine.config import MODEL_DATA, OUTPUT, TrainConfig, value_type
+
+NOT_OPTIONS = {"model"}  # the MODEL argument
 
 
-@app.command(
+def config_option(f: dataclasses.Field, hint: Any) -> inspect.Parameter:
+    """One --option for a TrainConfig field; None when not given, so the config's default applies."""
+    meta = f.metadata
+    flag = "--" + f.name.replace("_", "-")
+    base = value_type(hint)
+    if base is bool:
+        decls = [flag] if f.default is False else [f"{flag}/--no-{flag[2:]}"]
+    else:
+        decls = [flag]
+    if typing.get_origin(base) is list:
+        base = str  # comma-separated on the command line
+    if meta["short"]:
+        decls.append(meta["short"])
+    choices = meta["choices"]
+    option = typer.Option(
+        None, *decls, help=meta["help"], rich_help_panel=meta["panel"], show_default=meta["shown"] or _shown(f),
+        hidden=meta["hidden"], autocompletion=(lambda: list(choices)) if choices else None)
+    return inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=Optional[base])
+
+
+def _shown(f: dataclasses.Field) -> str:
+    default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+    if default is False:
+        return "off"
+    if default in ([], None, ""):
+        return "none"
+    return str(default)
+
+
+def finetune_parameters() -> list[inspect.Parameter]:
+    hints = typing.get_type_hints(TrainConfig)
+    extra = [
+        inspect.Parameter("model", inspect.Parameter.KEYWORD_ONLY, annotation=Optional[str],
+                          default=typer.Argument(None, help="model name (zoo list); omit with --resume or --config",
+                                                 show_default=False)),
+        inspect.Parameter("config", inspect.Parameter.KEYWORD_ONLY, annotation=Optional[Path], default=typer.Option(
+            None, help="TOML/JSON file of these options (options given here win)", rich_help_panel=MODEL_DATA)),
+        inspect.Parameter("resume", inspect.Parameter.KEYWORD_ONLY, annotation=Optional[str], default=typer.Option(
+            None, help="run folder (or 'latest') to continue from its last finished epoch", rich_help_panel=OUTPUT)),
+        inspect.Parameter("dry_run", inspect.Parameter.KEYWORD_ONLY, annotation=bool, default=typer.Option(
+            False, "--dry-run", help="resolve and print everything the run would do; write nothing",
+            rich_help_panel=OUTPUT)),
+    ]
+    return extra + [config_option(f, hints[f.name]) for f in dataclasses.fields(TrainConfig) if f.name not in NOT_OPTIONS]
+
+
+def finetune_command(**given: Any) -> None:
+    from zoo.engine.api import finetune
+    from zoo.errors import TrainingError
+
+    model, config, resume, dry_run = (given.pop(k) for k in ("model", "config", "resume", "dry_run"))
+    options = {k: v for k, v in given.items() if v is not None}
+    if "milestones" in options:
+        try:
+            options["milestones"] = [int(m) for m in options["milestones"].split(",") if m.strip()]
+        except ValueError:
+            raise TrainingError(f"--milestones takes whole numbers separated by commas, e.g. 30,60; got "
+                                f"{given['milestones']!r}") from None
+    if model is None and resume is None and config is None:
+        raise typer.BadParameter("give a MODEL (see `zoo list`), or --resume RUN", param_hint="MODEL")
+    quiet = options.get("quiet", False)
+    if quiet:  # for scripts: no progress bar, no per-epoch lines, only warnings and the result below
+        logging.getLogger("zoo").setLevel(logging.WARNING)
+    result = finetune(model=model, config=config, resume=resume, dry_run=dry_run, **options)
+    if dry_run:
+        typer.echo(result.describe())
+    elif quiet:  # otherwise the log's last line already said it
+        typer.echo(f"best val top-1 {result.best_top1:.4f} (epoch {result.best_epoch}); run folder {result.run_dir}")
+
+
+finetune_command.__signature__ = inspect.Signature(finetune_parameters())  # type: ignore[attr-defined]
+finetune_command.__annotations__ = {p.name: p.annotation for p in finetune_command.__signature__.parameters.values()}
+
+app.command(
     "finetune",
+    cls=PanelledCommand,
     short_help="Train MODEL on DATA, keep best/last   e.g. zoo finetune resnet18 --data hymenoptera",
     help="Fine-tune MODEL on DATA (a dataset name or a folder), keeping best/last checkpoints in a run folder."
     "\n\nExamples:\n\n  zoo finetune resnet18 --data hymenoptera --epochs 5\n\n"
     "  zoo finetune tv:resnet152 --data food20 --weights DEFAULT --freeze backbone --augment strong\n\n"
+    "  zoo finetune resnet18 --data ./photos --dry-run\n\n"
     "  zoo finetune --resume runs/latest --epochs 20",
-)
-def finetune_command(
-    model: str = typer.Argument(None, help="model name (zoo list); omit with --resume"),
-    data: str = typer.Option(None, "--data", "-d", help="dataset name or path"),
-    config: Path = typer.Option(None, help="TOML/JSON file with TrainConfig fields (options given here win)"),
-    resume: str = typer.Option(None, help="run folder (or 'latest') to continue"),
-    data_root: str = typer.Option(None, help="folder holding named datasets"),
-    epochs: int = typer.Option(None), batch_size: int = typer.Option(None), image_size: int = typer.Option(None),
-    lr: float = typer.Option(None), weight_decay: float = typer.Option(None),
-    optimizer: str = typer.Option(None, help="sgd | adam | adamw"), momentum: float = typer.Option(None),
-    nesterov: bool = typer.Option(None, "--nesterov/--no-nesterov"),
-    scheduler: str = typer.Option(None, help="cosine | step | multistep | onecycle | none"),
-    warmup_epochs: float = typer.Option(None), warmup_steps: int = typer.Option(None),
-    step_size: int = typer.Option(None), gamma: float = typer.Option(None),
-    milestones: str = typer.Option(None, help="comma-separated epochs for multistep, e.g. 30,60"),
-    label_smoothing: float = typer.Option(None), accumulate_steps: int = typer.Option(None),
-    grad_clip: float = typer.Option(None), seed: int = typer.Option(None),
-    device: str = typer.Option(None, help="auto | cuda | mps | cpu"),
-    precision: str = typer.Option(None, help="auto | bf16 | fp16 | fp32"),
-    channels_last: bool = typer.Option(None, "--channels-last/--no-channels-last"),
-    compile: bool = typer.Option(None, "--compile/--no-compile"),
-    workers: int = typer.Option(None), weights: str = typer.Option(None, help="DEFAULT or a weights file"),
-    augment: str = typer.Option(None, help="auto | none | light | strong | cifar"),
-    cache: str = typer.Option(None, help="auto | memory | disk | none (decode-once image cache; disk is kept "
-                              "under ~/.cache/zoo/decoded and reused by later runs)"),
-    pipeline: str = typer.Option(None, help="auto | workers | device (augment whole cached batches on the device)"),
-    feature_cache: str = typer.Option(None, help="auto | off (head-only runs without augmentation)"),
-    new_head: bool = typer.Option(None, "--new-head", help="--weights has another class count: start a new head"),
-    freeze: str = typer.Option(None, help="none | backbone | N first stages"),
-    unfreeze_at: int = typer.Option(None, help="epoch at which the frozen body starts training"),
-    body_lr_scale: float = typer.Option(None), patience: int = typer.Option(None),
-    val_ratio: float = typer.Option(None), output: str = typer.Option(None, "--output", "-o"),
-    overwrite: bool = typer.Option(None, "--overwrite"),
-    quiet: bool = typer.Option(None, "--quiet", "-q", help="no progress bar or epoch lines; print only the result"),
-    max_steps_per_epoch: int = typer.Option(None, hidden=True),
-) -> None:
-    from zoo.engine.api import finetune
-
-    options = {k: v for k, v in locals().items() if k not in ("model", "data", "config", "resume", "finetune")}
-    if milestones is not None:
-        options["milestones"] = [int(m) for m in milestones.split(",") if m.strip()]
-    if model is None and resume is None and config is None:
-        raise typer.BadParameter("give a MODEL (see `zoo list`), or --resume RUN")
-    if quiet:  # for scripts: no progress bar, no per-epoch lines, only warnings and the result below
-        logging.getLogger("zoo").setLevel(logging.WARNING)
-    result = finetune(model=model, data=data, config=config, resume=resume,
-                      **{k: v for k, v in options.items() if v is not None})
-    if quiet:  # otherwise the log's last line already said it
-        typer.echo(f"best val top-1 {result.best_top1:.4f} (epoch {result.best_epoch}); run folder {result.run_dir}")
+)(finetune_command)

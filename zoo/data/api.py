@@ -9,7 +9,8 @@ from typing import Any
 
 from zoo.data.dataset import ImageDataset
 from zoo.errors import DataError, DownloadError
-from zoo.registry.core import DatasetInfo, get_registry, resolve_callable
+from zoo.registry.core import get_registry
+from zoo.specs import DatasetInfo, resolve_callable
 
 log = logging.getLogger("zoo.data")
 
@@ -33,7 +34,8 @@ def data_roots(data_root: str | Path | None = None) -> list[Path]:
 
 
 def looks_like_path(data: str) -> bool:
-    return os.sep in data or data.startswith(".") or data.endswith((".jsonl", ".tar.gz", ".tgz")) or Path(data).exists()
+    """Registered names are plain words; anything with a folder separator, a suffix or on disk is a path."""
+    return os.sep in data or "/" in data or data.startswith(".") or bool(Path(data).suffix) or Path(data).exists()
 
 
 def create_dataset(
@@ -41,9 +43,14 @@ def create_dataset(
     data_root: str | Path | None = None,
     layout: str | None = None,
     download: bool = True,
+    check: bool = True,
     **kwargs: Any,
 ) -> ImageDataset:
-    """A dataset from a registered name (``"food20"``) or a path (layout auto-detected)."""
+    """A dataset from a registered name (``"food20"``) or a path (layout auto-detected).
+
+    ``check`` raises a DataError when training could not start on it (an empty split, a class
+    without training images); ``zoo data check`` passes False to report every problem instead.
+    """
     from zoo.data.layouts import read_layout
 
     if isinstance(data, Path) or looks_like_path(str(data)):
@@ -57,7 +64,8 @@ def create_dataset(
         root = None if info.embedded else locate_dataset(info, data_root, download)
         dataset = factory(root=root, **_accepted(factory, options))
         dataset.name = info.name
-    dataset.check_usable()
+    if check:
+        dataset.check_usable()
     return dataset
 
 
@@ -71,15 +79,22 @@ def _accepted(factory, options: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in options.items() if k in params}
 
 
-def locate_dataset(info: DatasetInfo, data_root: str | Path | None = None, download: bool = True) -> Path:
-    """The folder holding a named dataset; downloaded into the first root if absent and allowed."""
-    roots = data_roots(data_root)
-    names = info.folder_names or (info.name,)
-    for root in roots:
-        for name in names:
+def find_local_dataset(info: DatasetInfo, data_root: str | Path | None = None) -> Path | None:
+    """Where a named dataset is on this machine (the first data root holding it), or None."""
+    for root in data_roots(data_root):
+        for name in info.folder_names or (info.name,):
             if (root / name).exists():
                 return root / name
-    target = roots[0] / names[0]
+    return None
+
+
+def locate_dataset(info: DatasetInfo, data_root: str | Path | None = None, download: bool = True) -> Path:
+    """The folder holding a named dataset; downloaded into the first root if absent and allowed."""
+    found = find_local_dataset(info, data_root)
+    if found is not None:
+        return found
+    roots = data_roots(data_root)
+    target = roots[0] / (info.folder_names or (info.name,))[0]
     if download and info.url and info.checksum:
         try:
             return fetch_dataset(info, target)

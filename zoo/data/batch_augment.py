@@ -15,12 +15,11 @@ brightness, contrast, saturation in that fixed order.
 from __future__ import annotations
 
 import math
-from typing import Any
-
 import torch
 from torch.nn import functional as F
 
 from zoo.data.transforms import resolve_preset
+from zoo.specs import Preprocessing
 
 _GRAY = (0.299, 0.587, 0.114)  # the ITU-R 601 weights torchvision uses for rgb_to_grayscale
 
@@ -28,11 +27,11 @@ _GRAY = (0.299, 0.587, 0.114)  # the ITU-R 601 weights torchvision uses for rgb_
 class BatchAugment:
     """uint8 (N, 3, S, S) cached images -> normalised float (N, 3, size, size), on their device."""
 
-    def __init__(self, preprocessing: dict[str, Any], preset: str, train: bool = True):
-        self.size = int(preprocessing["input_size"])
+    def __init__(self, preprocessing: Preprocessing, preset: str, train: bool = True):
+        self.size = preprocessing.input_size
         self.preset = resolve_preset(preset, self.size) if train else "none"
-        self.mean = torch.tensor(preprocessing["mean"]).view(1, 3, 1, 1)
-        self.std = torch.tensor(preprocessing["std"]).view(1, 3, 1, 1)
+        self.mean = torch.tensor(preprocessing.mean).view(1, 3, 1, 1)
+        self.std = torch.tensor(preprocessing.std).view(1, 3, 1, 1)
         self._normalisation: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}  # mean/std per device
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:

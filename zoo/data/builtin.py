@@ -2,10 +2,23 @@
 
 from __future__ import annotations
 
+from zoo.plugin import PluginContext
+
 FOLDER_FACTORY = "zoo.data.named:folder_dataset"
+# zoo's dataset layouts (see zoo/data/layouts.py), tried in this order: name, reader, description.
+# Detectors are zoo.data.layouts:is_<name>. Strings, so registering them imports nothing.
+LAYOUTS = (
+    ("cifar", "zoo.data.cifar:read_cifar", "CIFAR pickles (data_batch_N/test_batch) or their .tar.gz"),
+    ("listfile", "zoo.data.label_files:read_listfiles", "train.txt list files ('path label' per line)"),
+    ("jsonl", "zoo.data.label_files:read_jsonl", "a .jsonl file (or train.jsonl + valid.jsonl)"),
+    ("imagefolder", "zoo.data.layouts:read_imagefolder", "train/ and val/ class folders"),
+    ("classfolders", "zoo.data.layouts:read_classfolders", "class folders without a split"),
+)
 
 
-def register(ctx) -> None:
+def register(ctx: PluginContext) -> None:
+    for name, reader, description in LAYOUTS:
+        ctx.add_layout(name, detect=f"zoo.data.layouts:is_{name}", read=reader, description=description)
     ctx.add_dataset(
         "hymenoptera", FOLDER_FACTORY,
         factory_kwargs={"layout": "imagefolder"}, folder_names=("hymenoptera", "hymenoptera_data"),

@@ -28,13 +28,7 @@ class DataReport:
 
 def check_dataset(dataset: ImageDataset) -> DataReport:
     report = DataReport(dataset.name, dataset.layout, dataset.root, dataset.classes, dataset.counts(),
-                        list(dataset.skipped))
-    for split, counts in report.counts.items():
-        if sum(counts) == 0:
-            report.problems.append(f"split {split} has no usable images")
-        empty = [c for c, n in zip(dataset.classes, counts) if n == 0]
-        if empty and split == "train":
-            report.problems.append(f"classes with no training images: {', '.join(empty)}")
+                        list(dataset.skipped), problems=dataset.problems())
     if "train" in dataset.splits:
         eval_name = next((s for s in dataset.splits if s != "train"), None)
         if eval_name:

@@ -6,6 +6,9 @@ arrays (CIFAR, in-memory plugins). Both hand out RGB PIL images one at a time.
 
 from __future__ import annotations
 
+import hashlib
+import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,13 +20,16 @@ from zoo.errors import DataError
 EVAL_SPLIT_NAMES = ("val", "valid", "validation", "test")
 
 
-@dataclass
+@dataclass(repr=False)
 class FileImages:
     paths: list[str]
     labels: np.ndarray
 
     def __len__(self) -> int:
         return len(self.paths)
+
+    def __repr__(self) -> str:
+        return f"FileImages({len(self)} files)"
 
     def load(self, index: int) -> Image.Image:
         from zoo.data.decode import BadImageError, decode_rgb
@@ -33,14 +39,19 @@ class FileImages:
         except BadImageError as exc:  # it decoded when the dataset was scanned: the file changed
             raise DataError(f"image {self.paths[index]} can no longer be read: {exc}") from exc
 
-    def name_of(self, index: int) -> str:
-        return self.paths[index]
-
-    def subset(self, indices: list[int] | np.ndarray) -> FileImages:
+    def subset(self, indices: Sequence[int] | np.ndarray) -> FileImages:
         return FileImages([self.paths[i] for i in indices], self.labels[np.asarray(indices, dtype=int)])
 
+    def fingerprint(self, root: str = "") -> str:
+        """Which files with which labels (names relative to ``root``, so a moved copy matches)."""
+        digest = hashlib.sha256()
+        for path, label in zip(self.paths, self.labels.tolist()):
+            name = os.path.relpath(path, root) if root else path
+            digest.update(f"{name}\0{label}\n".encode())
+        return digest.hexdigest()
 
-@dataclass
+
+@dataclass(repr=False)
 class ArrayImages:
     images: np.ndarray  # (N, H, W, 3) uint8, RGB
     labels: np.ndarray
@@ -49,21 +60,26 @@ class ArrayImages:
     def __len__(self) -> int:
         return len(self.images)
 
+    def __repr__(self) -> str:
+        return f"ArrayImages({len(self)} images of {'x'.join(map(str, self.images.shape[1:]))})"
+
     def load(self, index: int) -> Image.Image:
         return Image.fromarray(self.images[index])
 
-    def name_of(self, index: int) -> str:
-        return f"#{index}"
-
-    def subset(self, indices: list[int] | np.ndarray) -> ArrayImages:
+    def subset(self, indices: Sequence[int] | np.ndarray) -> ArrayImages:
         idx = np.asarray(indices, dtype=int)
         return ArrayImages(self.images[idx], self.labels[idx], self.cache_spec)
+
+    def fingerprint(self, root: str = "") -> str:
+        digest = hashlib.sha256(np.ascontiguousarray(self.labels, dtype=np.int64).tobytes())
+        digest.update(np.ascontiguousarray(self.images).data)
+        return digest.hexdigest()
 
 
 ImageSource = FileImages | ArrayImages
 
 
-@dataclass
+@dataclass(repr=False)
 class ImageDataset:
     """Class names plus named splits; ``train`` and ``eval`` pick the splits training uses."""
 
@@ -73,7 +89,30 @@ class ImageDataset:
     layout: str
     root: str = ""
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (file, reason)
-    split_file: dict[str, Any] | None = None  # how a split made by zoo was drawn (to save with runs)
+    split_record: dict[str, Any] | None = None  # how a split made by zoo was drawn (saved with runs)
+
+    def __repr__(self) -> str:
+        sizes = ", ".join(f"{split} {len(source)}" for split, source in self.splits.items())
+        where = f", root={self.root!r}" if self.root else ""
+        return f"ImageDataset({self.name!r}, {self.layout}, {self.num_classes} classes, {sizes}{where})"
+
+    @classmethod
+    def from_arrays(cls, name: str, classes: Sequence[str], train: tuple[np.ndarray, Sequence[int]],
+                    val: tuple[np.ndarray, Sequence[int]]) -> ImageDataset:
+        """An in-memory dataset: ``train`` and ``val`` are (uint8 images (N, H, W, 3) RGB, labels)."""
+        splits = {}
+        for split, (images, labels) in (("train", train), ("val", val)):
+            images = np.asarray(images)
+            if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 3:
+                raise DataError(f"{name}/{split}: images must be uint8 (N, H, W, 3) RGB, got "
+                                f"{images.dtype} {images.shape}")
+            labels = np.asarray(labels, dtype=np.int64)
+            if len(labels) != len(images):
+                raise DataError(f"{name}/{split}: {len(images)} images but {len(labels)} labels")
+            splits[split] = ArrayImages(images, labels)
+        dataset = cls(name=name, classes=list(classes), splits=splits, layout="in-memory")
+        dataset.check_usable()
+        return dataset
 
     @property
     def num_classes(self) -> int:
@@ -106,13 +145,36 @@ class ImageDataset:
             for split, src in self.splits.items()
         }
 
-    def check_usable(self) -> None:
-        """Raise one clear line if training could not start on this dataset."""
+    def fingerprint(self) -> str:
+        """Identity of the data a run trains and validates on: classes, and each split's files and labels."""
+        digest = hashlib.sha256("\n".join(self.classes).encode())
+        for split in sorted(self.splits):
+            digest.update(f"|{split}|{self.splits[split].fingerprint(self.root)}".encode())
+        return digest.hexdigest()[:32]
+
+    def problems(self) -> list[str]:
+        """What would stop training on this dataset, one line each (empty when it is usable)."""
         if not self.classes:
-            raise DataError(f"dataset {self.name} at {self.root or '?'} has no classes")
+            return [f"dataset {self.name} at {self.root or '?'} has no classes"]
+        found = []
+        unreadable = f" ({len(self.skipped)} files skipped as unreadable)" if self.skipped else ""
         for split, source in self.splits.items():
             if len(source) == 0:
-                raise DataError(
-                    f"split {split!r} of dataset {self.name} at {self.root or '?'} has no usable images"
-                    + (f" ({len(self.skipped)} files skipped as unreadable)" if self.skipped else "")
-                )
+                found.append(f"split {split!r} of dataset {self.name} at {self.root or '?'} has no usable images"
+                             + unreadable)
+        if "train" in self.splits and len(self.splits["train"]):
+            empty = [c for c, n in zip(self.classes, self.counts()["train"]) if n == 0]
+            if empty:
+                found.append(f"dataset {self.name}: classes with no training images: {_few(empty)}{unreadable}; "
+                             "add images or remove the class")
+        return found
+
+    def check_usable(self) -> None:
+        """Raise one clear line if training could not start on this dataset."""
+        problems = self.problems()
+        if problems:
+            raise DataError(problems[0])
+
+
+def _few(names: list[str], n: int = 5) -> str:
+    return ", ".join(names[:n]) + (f" and {len(names) - n} more" if len(names) > n else "")

@@ -16,12 +16,13 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from PIL import Image
 
 from zoo.data.dataset import ArrayImages, FileImages, ImageSource
+from zoo.files import atomic_target
+from zoo.specs import Preprocessing
 
 log = logging.getLogger("zoo.data")
 
@@ -45,14 +46,13 @@ class CacheSpec:
     exact: bool = False
 
     @classmethod
-    def for_training(cls, preprocessing: dict[str, Any]) -> CacheSpec:
-        side = int(preprocessing["resize_size"])
+    def for_training(cls, preprocessing: Preprocessing) -> CacheSpec:
+        side = preprocessing.resize_size
         return cls(side, side)  # always PIL bilinear: augmentation resamples these pixels again anyway
 
     @classmethod
-    def for_evaluation(cls, preprocessing: dict[str, Any]) -> CacheSpec:
-        return cls(int(preprocessing["input_size"]), int(preprocessing["resize_size"]),
-                   preprocessing.get("interpolation", "bilinear"), exact=True)
+    def for_evaluation(cls, preprocessing: Preprocessing) -> CacheSpec:
+        return cls(preprocessing.input_size, preprocessing.resize_size, preprocessing.interpolation, exact=True)
 
     def key(self) -> str:
         return f"{_FORMAT}|{self.side}|{self.resize}|{self.interpolation}|{self.exact}"
@@ -91,22 +91,17 @@ def decode_once_to_disk(source: FileImages, spec: CacheSpec, folder: Path | None
     path = folder / f"{_disk_key(source, spec)}.npy"
     shape = (len(source), spec.side, spec.side, 3)
     if not path.is_file():
-        folder.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npy")
-        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=shape)
         load = spec.loader(source)
+        with atomic_target(path, suffix=".npy") as tmp:  # a killed run never leaves a half-written cache
+            out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=shape)
 
-        def fill(index: int) -> None:
-            out[index] = load(index)
+            def fill(index: int) -> None:
+                out[index] = load(index)
 
-        try:
             with ThreadPoolExecutor(max_workers=workers) as pool:
                 list(pool.map(fill, range(len(source))))
             out.flush()
             del out
-            os.replace(tmp, path)  # a killed run leaves a temp file, never a half-written cache
-        finally:
-            tmp.unlink(missing_ok=True)
         log.info("wrote the decoded cache %s (%.1f MB)", path, path.stat().st_size / 1e6)
     images = np.load(path, mmap_mode="c")  # copy-on-write: writable views for torch, the file never changes
     if images.shape != shape:
@@ -145,7 +140,7 @@ def _fast_loader(source: ImageSource, side: int) -> Callable[[int], np.ndarray]:
 def _exact_loader(source: ImageSource, spec: CacheSpec) -> Callable[[int], np.ndarray]:
     from zoo.data.transforms import eval_geometry
 
-    geometry = eval_geometry({"resize_size": spec.resize, "input_size": spec.side, "interpolation": spec.interpolation})
+    geometry = eval_geometry(Preprocessing(input_size=spec.side, resize_size=spec.resize, interpolation=spec.interpolation))
 
     def load(index: int) -> np.ndarray:
         return geometry(_image(source, index, draft=None)).permute(1, 2, 0).numpy()

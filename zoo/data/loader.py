@@ -36,8 +36,8 @@ class TransformedImages(Dataset):
 @contextmanager
 def _seeded_cpu_rng(seed: int):
     """Seed the CPU generator the v2 transforms draw from, and restore it afterwards (so training's
-    own draws are untouched). Not torch.manual_seed: it seeds every CUDA device too, ~40x slower
-    per image (~90 us vs ~2 us on the CPU box)."""
+    own draws are untouched). Not torch.manual_seed: it seeds every CUDA device too, which costs
+    far more than the draw itself when it happens per image."""
     generator = torch.default_generator
     state = generator.get_state()
     generator.manual_seed(seed)

@@ -41,5 +41,5 @@ def digits(root: Path | None = None, size: int = 32, val_ratio: float = 0.2, see
         classes=[str(d) for d in range(10)],
         splits={"train": everything.subset(train_idx), "val": everything.subset(val_idx)},
         layout="in-memory",
-        split_file={"method": "stratified", "val_ratio": val_ratio, "seed": seed},
+        split_record={"method": "stratified", "val_ratio": val_ratio, "seed": seed},
     )

@@ -117,9 +117,8 @@ def use_device_pipeline(pipeline: str, stored: str) -> bool:
     """'auto' augments whole batches on the device whenever the data is in the in-memory cache
     (``stored`` is "memory", "disk" or "files": where the decoded pixels live).
 
-    Measured on the 2-core CPU box (benchmarks/data_loading.py, 224 px): 1309 vs 620 images/s on
-    food20 for batches augmented in the training process vs per-image v2 in a worker; on a GPU
-    the batch path moves the work off the CPU altogether. A disk cache may exceed memory, so it is
-    read per image by workers unless --pipeline device asks otherwise.
+    The batch path is faster than per-image v2 in workers on a CPU too (benchmarks/data_loading.py
+    measures both); on a GPU it moves the work off the CPU altogether. A disk cache may exceed
+    memory, so it is read per image by workers unless --pipeline device asks otherwise.
     """
     return pipeline == "device" or (pipeline == "auto" and stored == "memory")

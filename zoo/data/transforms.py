@@ -1,17 +1,15 @@
 """Preprocessing from a model's metadata plus augmentation presets (torchvision.transforms.v2).
 
-The evaluation pipeline is fully described by the ``preprocessing`` dict that checkpoints and
-exports carry, so predict and the ONNX consumer rebuild exactly what training evaluated with.
+The evaluation pipeline is fully described by the ``Preprocessing`` that checkpoints and exports
+carry, so predict and the ONNX consumer rebuild exactly what training evaluated with.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
-import torch
 from torchvision.transforms import InterpolationMode, v2
 
 from zoo.errors import DataError
+from zoo.specs import Preprocessing
 
 PRESETS = ("auto", "none", "light", "strong", "cifar")
 
@@ -24,31 +22,23 @@ def resolve_preset(preset: str, input_size: int) -> str:
     return preset
 
 
-def _tail(pre: dict[str, Any]) -> list:
-    return [v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean=pre["mean"], std=pre["std"])]
-
-
-def eval_geometry(pre: dict[str, Any]) -> v2.Compose:
+def eval_geometry(pre: Preprocessing) -> v2.Compose:
     """PIL image or uint8 tensor -> uint8 tensor: resize the shorter side, centre-crop."""
-    return v2.Compose([
-        v2.PILToTensor(),
-        v2.Resize(pre["resize_size"], interpolation=InterpolationMode(pre["interpolation"]), antialias=True),
-        v2.CenterCrop(pre["input_size"]),
-    ])
+    return pre.eval_geometry()
 
 
-def eval_transform(pre: dict[str, Any]) -> v2.Compose:
+def eval_transform(pre: Preprocessing) -> v2.Compose:
     """Resize the shorter side, centre-crop, scale to 0-1, normalise."""
-    return v2.Compose([*eval_geometry(pre).transforms, *_tail(pre)])
+    return pre.eval_transform()
 
 
-def scale_and_normalise(pre: dict[str, Any]) -> v2.Compose:
+def scale_and_normalise(pre: Preprocessing) -> v2.Compose:
     """The evaluation transform's last steps, for pixels an exact evaluation cache already cropped."""
-    return v2.Compose(_tail(pre))
+    return pre.normalise()
 
 
-def train_transform(pre: dict[str, Any], preset: str) -> v2.Compose:
-    size, interp = pre["input_size"], InterpolationMode(pre["interpolation"])
+def train_transform(pre: Preprocessing, preset: str) -> v2.Compose:
+    size, interp = pre.input_size, InterpolationMode(pre.interpolation)
     preset = resolve_preset(preset, size)
     if preset == "none":
         return eval_transform(pre)
@@ -59,7 +49,7 @@ def train_transform(pre: dict[str, Any], preset: str) -> v2.Compose:
                v2.RandomCrop(size, padding=size // 8, padding_mode="reflect"), v2.RandomHorizontalFlip()]
     else:  # strong: the food recipe
         ops = [
-            v2.Resize(pre["resize_size"], interpolation=interp, antialias=True),
+            v2.Resize(pre.resize_size, interpolation=interp, antialias=True),
             v2.RandomRotation(45, interpolation=interp),
             v2.CenterCrop(size),
             v2.RandomHorizontalFlip(),
@@ -67,4 +57,4 @@ def train_transform(pre: dict[str, Any], preset: str) -> v2.Compose:
             v2.ColorJitter(brightness=0.2, contrast=0.2, saturation=0.2),
             v2.RandomGrayscale(p=0.1),
         ]
-    return v2.Compose([v2.PILToTensor(), *ops, *_tail(pre)])
+    return v2.Compose([v2.PILToTensor(), *ops, *pre.normalise().transforms])

@@ -1,12 +1,30 @@
-"""zoo.finetune(): the library call behind `zoo finetune`."""
+"""zoo.finetune(): names to objects, then the engine's fit().
+
+Resolving names is the caller's job, as nanoGPT's loop knows nothing of where its model came
+from: this module turns a model name, a dataset name or path and options into a model, an
+ImageDataset, a Preprocessing and a TrainConfig, checks what only names can tell (weights for
+another class count, an image size the model cannot take, a frozen random backbone), and calls fit.
+"""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
+import torch
+from torch import nn
+
 from zoo.engine.config import TrainConfig
-from zoo.engine.trainer import RunResult, fit, resolve_run
+from zoo.engine.loop import fit
+from zoo.engine.plan import RunPlan, plan_run
+from zoo.engine.setup import RunResult
+from zoo.errors import TrainingError
+
+log = logging.getLogger("zoo.engine")
+
+# What a resumed run keeps from its first start: another value would make it a different run.
+FIXED_ON_RESUME = ("model", "image_size", "val_ratio", "seed", "optimizer", "freeze")
 
 
 def finetune(
@@ -14,29 +32,95 @@ def finetune(
     data: str | None = None,
     config: str | Path | TrainConfig | None = None,
     resume: str | Path | None = None,
+    dry_run: bool = False,
     **options: Any,
-) -> RunResult:
+) -> RunResult | RunPlan:
     """Fine-tune a registered model on a dataset name or path.
 
         zoo.finetune(model="resnet18", data="hymenoptera", epochs=5, freeze="backbone")
 
     ``config`` is a TrainConfig or a .toml/.json file; keyword options override it. With
     ``resume`` (a run folder, or "latest") the run continues from its last finished epoch;
-    passing ``epochs`` then extends it.
+    passing ``epochs`` then extends it. ``dry_run`` returns the RunPlan (model, data, pipeline,
+    parameters, optimizer, schedule, device, run folder) and writes nothing. To train your own
+    ``nn.Module`` or dataset, call ``zoo.fit(model, dataset, TrainConfig(...))``.
     """
+    cfg = resolve_config(model, data, config, resume, options)
+    net, dataset, preprocessing, classifier = build_for(cfg, fresh=resume is None)
+    if dry_run:
+        return plan_run(net, dataset, cfg, preprocessing, classifier, cfg.model, resume)
+    return fit(net, dataset, cfg, preprocessing, classifier=classifier, model_name=cfg.model, resume=resume)
+
+
+def resolve_config(model, data, config, resume, options: dict[str, Any]) -> TrainConfig:
     given = {k: v for k, v in {"model": model, "data": data, **options}.items() if v is not None}
     if resume is not None:
-        import json
+        from zoo.runs import find_run
 
-        run_dir = resolve_run(resume)
-        saved = json.loads((run_dir / "config.json").read_text())
-        cfg = TrainConfig.from_dict({**saved, **given, "output": str(run_dir)})
-        cfg.save(run_dir / "config.json")
-        return fit(cfg, resume=run_dir)
+        run = find_run(resume)
+        saved = run.read_config()
+        changed = [k for k in FIXED_ON_RESUME if k in given and given[k] != saved.get(k)]
+        if changed:
+            key = changed[0]
+            raise TrainingError(f"run {resume} was trained with {key} {saved.get(key)!r}, not {given[key]!r}; "
+                                "resume it with what it was trained with, or start a new run (nothing was changed)")
+        return TrainConfig.from_dict({**saved, **given, "output": str(run.final)})
     if isinstance(config, TrainConfig):
         cfg = TrainConfig.from_dict({**config.to_dict(), **given})
     elif config is not None:
         cfg = TrainConfig.from_file(config, **given)
     else:
         cfg = TrainConfig.from_dict(given)
-    return fit(cfg)
+    if not cfg.model:
+        raise TrainingError("no model given; name one (`zoo list` shows them), e.g. zoo finetune resnet18 --data DATA")
+    if not cfg.data:
+        raise TrainingError("no --data given; pass a dataset name (`zoo list --datasets` shows them) or a folder")
+    return cfg
+
+
+def build_for(cfg: TrainConfig, fresh: bool):
+    """(model, dataset, preprocessing, classifier attribute) for a config, checked against each other."""
+    from zoo.data.api import create_dataset
+    from zoo.models.api import create_model, model_info
+
+    info = model_info(cfg.model)
+    dataset = create_dataset(cfg.data, data_root=cfg.data_root, val_ratio=cfg.val_ratio, seed=cfg.seed)
+    preprocessing = info.preprocessing(cfg.image_size)
+    torch.manual_seed(cfg.seed)  # the same seed gives the same initial weights
+    model = create_model(cfg.model, num_classes=dataset.num_classes, weights=cfg.weights)
+    if fresh:
+        check_head_fits(cfg, model, dataset)
+        if cfg.freeze != "none" and getattr(model, "zoo_load_report", None) is None:
+            log.warning("warning: --freeze %s without --weights freezes randomly initialised layers: their features "
+                        "are random (pass --weights DEFAULT or a file to fine-tune learned features)", cfg.freeze)
+    check_input_size(model, cfg.model, preprocessing.input_size, info.input_size)
+    return model, dataset, preprocessing, info.classifier
+
+
+def check_head_fits(cfg: TrainConfig, model: nn.Module, dataset) -> None:
+    """A weights file whose head was trained for other classes is a mistake unless asked for."""
+    report = getattr(model, "zoo_load_report", None)
+    if report is None or not report.dropped or str(cfg.weights).upper() == "DEFAULT" or cfg.new_head:
+        return  # published weights always get a new head for the dataset's classes
+    raise TrainingError(
+        f"--weights {cfg.weights} has a head for another number of classes than {dataset.name} "
+        f"({dataset.num_classes}); pass --new-head to keep its body and train a new head"
+    )
+
+
+@torch.no_grad()
+def check_input_size(model: nn.Module, name: str, size: int, native: int) -> None:
+    """One image through the model (still on the CPU) before the data is loaded, so a size it cannot
+    take (ViTs are built for one) is a clear error. The model's own size needs no check."""
+    if size == native:
+        return
+    training = model.training
+    model.eval()
+    try:
+        model(torch.zeros(1, 3, size, size))
+    except (RuntimeError, AssertionError, ValueError) as exc:
+        first_line = (str(exc).splitlines() or [type(exc).__name__])[0][:160]
+        raise TrainingError(f"{name} cannot take {size}x{size} images ({first_line}); "
+                            f"use --image-size {native} or another model") from exc
+    finally:
+        model.train(training)

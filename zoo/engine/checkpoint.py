@@ -1,11 +1,7 @@
-"""Run-folder files, all written atomically: a kill at any moment leaves the last good state.
+"""What a run writes after each epoch: weights with metadata, the resume state, metrics, plots.
 
-    runs/<name>/config.json                 the TrainConfig
-    runs/<name>/best.safetensors + .json    best weights by val top-1, with metadata
-    runs/<name>/last.safetensors + .json    weights after the last finished epoch
-    runs/<name>/resume/                     model, optimizer/scheduler/scaler state and meta of the
-                                            last finished epoch, replaced as one folder
-    runs/<name>/metrics.jsonl, metrics.csv  one row per epoch
+File names belong to zoo.runs; every file is written atomically (zoo.files), so a kill at any
+moment leaves the last good state. ``resume/`` is replaced as a whole folder.
 """
 
 from __future__ import annotations
@@ -14,81 +10,112 @@ import json
 import os
 import shutil
 import tempfile
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from zoo.errors import TrainingError
+from zoo.files import atomic_target, atomic_write_text
+from zoo.runs import BEST, FINAL_METRICS, LAST, CheckpointMeta, RunFolder
 
 
-def publish_mode(path: str | Path) -> None:
-    """mkstemp makes 0600 files; give finished outputs the usual permissions."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(path, 0o666 & ~umask)
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    publish_mode(tmp)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write_bytes(Path(path), text.encode())
-
-
-def save_weights(path: Path, model: torch.nn.Module, meta: dict[str, Any]) -> None:
-    """<path>.safetensors plus <path>.json metadata, each replaced atomically."""
+def save_weights(stem: Path, model: torch.nn.Module, meta: CheckpointMeta | dict[str, Any]) -> None:
+    """<stem>.safetensors plus <stem>.json metadata, each replaced atomically."""
     from safetensors.torch import save
 
     state = {k: v.detach().contiguous().cpu() for k, v in unwrap(model).state_dict().items()}
-    atomic_write_bytes(path.with_suffix(".safetensors"), save(state, metadata={"format": "pt"}))
-    atomic_write_text(path.with_suffix(".json"), json.dumps(meta, indent=2))
+    with atomic_target(stem.with_suffix(".safetensors")) as tmp:
+        tmp.write_bytes(save(state, metadata={"format": "pt"}))
+    text = meta.to_json() if isinstance(meta, CheckpointMeta) else json.dumps(meta, indent=2)
+    atomic_write_text(stem.with_suffix(".json"), text)
 
 
-def save_resume_state(run_dir: Path, model, optimizer, scheduler, scaler, meta: dict[str, Any]) -> None:
-    """Write resume/ as a whole: a temp folder renamed into place, the old one kept until then."""
+def save_resume_state(run_dir: Path, model, optimizer, scheduler, scaler, progress: dict[str, Any],
+                      meta: CheckpointMeta) -> None:
+    """Write resume/ as a whole: a temp folder renamed into place, the old one kept until then.
+
+    resume/model.json is the checkpoint metadata with the loop's progress over it (``epoch`` is the
+    0-based index of the last finished epoch, ``best_top1``, ``best_epoch``, ``optimizer``)."""
     staging = Path(tempfile.mkdtemp(prefix=".resume-", dir=run_dir))
-    state = {
-        "optimizer": optimizer.state_dict(),
-        "scheduler": scheduler.state_dict() if scheduler is not None else {},
-        "scaler": scaler.state_dict() if scaler is not None else {},
-    }
-    torch.save(state, staging / "state.pt")
-    save_weights(staging / "model", model, meta)
-    final, old = run_dir / "resume", run_dir / ".resume-old"
-    if final.exists():
-        if old.exists():
-            shutil.rmtree(old)
-        os.replace(final, old)
-    os.replace(staging, final)
-    shutil.rmtree(old, ignore_errors=True)
+    try:
+        state = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                 "scaler": scaler.state_dict()}
+        with atomic_target(staging / "state.pt") as tmp:
+            torch.save(state, tmp)
+        save_weights(staging / "model", model, {**meta.to_dict(), **progress})
+        final, old = run_dir / "resume", run_dir / ".resume-old"
+        if final.exists():
+            if old.exists():
+                shutil.rmtree(old)
+            os.replace(final, old)
+        os.replace(staging, final)
+        shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def load_resume_state(run_dir: Path) -> tuple[dict, dict, dict[str, Any]]:
-    """(model state, optimizer/scheduler/scaler state, meta) of the last finished epoch."""
+    """(model state, optimizer/scheduler/scaler state, progress) of the last finished epoch."""
     from safetensors.torch import load_file
 
     for folder in (run_dir / "resume", run_dir / ".resume-old"):  # .resume-old: killed mid-swap
-        if (folder / "state.pt").is_file() and (folder / "model.json").is_file():
+        if all((folder / name).is_file() for name in ("state.pt", "model.safetensors", "model.json")):
             state = torch.load(folder / "state.pt", map_location="cpu", weights_only=True)
-            meta = json.loads((folder / "model.json").read_text())
-            return load_file(str(folder / "model.safetensors")), state, meta
-    raise TrainingError(f"run {run_dir} has no finished epoch to resume from; start it again without --resume")
+            progress = json.loads((folder / "model.json").read_text())
+            return load_file(str(folder / "model.safetensors")), state, progress
+    raise TrainingError(f"run {run_dir} has no finished epoch to resume from; start it again without --resume "
+                        "(it will be replaced)")
 
 
 def unwrap(model: torch.nn.Module) -> torch.nn.Module:
-    """The plain module under DDP and torch.compile wrappers."""
-    model = getattr(model, "module", model)
+    """The plain module under DDP and torch.compile wrappers (in either order)."""
+    from torch.nn.parallel import DistributedDataParallel
+
+    model = getattr(model, "_orig_mod", model)
+    if isinstance(model, DistributedDataParallel):
+        model = model.module
     return getattr(model, "_orig_mod", model)
+
+
+@dataclass
+class RunWriter:
+    """What the run folder gets after each epoch (rank 0 only)."""
+
+    run: RunFolder
+    meta: CheckpointMeta  # the run's metadata; epoch and metrics are filled in per epoch
+    optimizer_name: str
+    latest_pointed: bool = False
+
+    def epoch_done(self, model, optimizer, scheduler, scaler, row: dict[str, Any], val: dict[str, Any],
+                   improved: bool, best_top1: float, best_epoch: int) -> None:
+        from zoo.engine.metrics import append_epoch
+
+        classes = self.meta.classes
+        per_class = dict(zip(classes, val["per_class_accuracy"]))
+        meta = replace(self.meta, epoch=row["epoch"], per_class_accuracy=per_class,
+                       metrics={k: row[k] for k in ("val_top1", "val_top5", "val_loss")})
+        if improved:
+            save_weights(self.run.path / BEST, model, meta)
+        save_weights(self.run.path / LAST, model, meta)
+        save_resume_state(self.run.path, model, optimizer, scheduler, scaler,
+                          {"epoch": row["epoch"] - 1, "best_top1": best_top1, "best_epoch": best_epoch,
+                           "optimizer": self.optimizer_name}, meta)
+        append_epoch(self.run, row)
+        self.run.write_json(FINAL_METRICS, {
+            "best_epoch": best_epoch, "best_val_top1": best_top1, "last_epoch": row["epoch"],
+            "per_class_accuracy": per_class, "confusion_matrix": val["confusion_matrix"], "classes": classes,
+        })
+        if self.run.staged:  # the first checkpoint is complete: the run takes its place (and replaces an old one)
+            self.run.promote()
+        if not self.latest_pointed:  # runs/latest only ever names a run that has a checkpoint
+            self.run.point_latest()
+            self.latest_pointed = True
+
+    def plots(self) -> None:
+        from zoo.engine.metrics import write_plots
+
+        final = self.run.file(FINAL_METRICS)
+        if final.is_file():
+            write_plots(self.run, self.meta.classes, json.loads(final.read_text())["confusion_matrix"])

@@ -1,10 +1,18 @@
-"""TrainConfig: the single source of every training knob, saved as JSON in the run folder."""
+"""TrainConfig: the single source of every training knob, saved as JSON in the run folder.
+
+Each field declares its default, help line, help panel and allowed values once (``option(...)``);
+``zoo finetune``'s options and the checks in ``__post_init__`` are generated from these
+declarations, so a new knob is one line here.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import tomllib
+import types
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,64 +25,100 @@ PRECISIONS = ("auto", "bf16", "fp16", "fp32")
 CACHE_MODES = ("auto", "memory", "disk", "none")
 PIPELINES = ("auto", "workers", "device")
 FEATURE_CACHE = ("auto", "off")
+AUGMENTS = ("auto", "none", "light", "strong", "cifar")
+DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+FREEZE_PATTERN = re.compile(r"^(none|backbone|\d+)$")
+
+# Help panels of `zoo finetune --help`, in this order.
+MODEL_DATA, OPTIMISATION, SCHEDULE, PIPELINE, HARDWARE, OUTPUT = (
+    "Model & data", "Optimisation", "Schedule", "Augmentation & data pipeline", "Hardware", "Output")
+PANELS = (MODEL_DATA, OPTIMISATION, SCHEDULE, PIPELINE, HARDWARE, OUTPUT)
+
+
+def option(default: Any, help: str, panel: str, *, choices: tuple[str, ...] = (), low: float | None = None,  # noqa: A002
+           high: float | None = None, above: float | None = None, below: float | None = None,
+           pattern: re.Pattern | None = None, short: str = "", shown: str = "", hidden: bool = False) -> Any:
+    """A TrainConfig field: default, help text, panel, and the values it accepts.
+
+    ``low``/``high`` are inclusive bounds, ``above``/``below`` exclusive ones; ``shown`` is how the
+    default reads in --help when it is worked out at run time (e.g. "auto: 1e-3 for adam(w)").
+    """
+    meta = dict(help=help, panel=panel, choices=choices, low=low, high=high, above=above, below=below,
+                pattern=pattern, short=short, shown=shown, hidden=hidden)
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata=meta)
+    return field(default=default, metadata=meta)
 
 
 @dataclass
 class TrainConfig:
-    model: str = "resnet18"
-    data: str = "digits"
-    data_root: str | None = None
-    val_ratio: float = 0.2  # for layouts without a split
-    epochs: int = 10
-    batch_size: int = 64
-    image_size: int | None = None  # default: the model's input size
-    optimizer: str = "adamw"
-    lr: float | None = None  # default: 0.1 * batch/256 for sgd, 1e-3 for adam(w)
-    weight_decay: float = 1e-4
-    momentum: float = 0.9
-    nesterov: bool = False
-    scheduler: str = "cosine"
-    warmup_epochs: float = 0.0
-    warmup_steps: int = 0
-    step_size: int = 7  # step scheduler
-    gamma: float = 0.1  # step / multistep decay
-    milestones: list[int] = field(default_factory=list)  # multistep, in epochs
-    label_smoothing: float = 0.0
-    accumulate_steps: int = 1
-    grad_clip: float | None = None
-    seed: int = 0
-    device: str = "auto"  # auto: cuda > mps > cpu
-    precision: str = "auto"  # auto: bf16 on cuda, fp32 elsewhere
-    channels_last: bool | None = None  # default: on for cuda
-    compile: bool | None = None  # default: on for cuda when the run is long enough to repay it
-    workers: int | None = None
-    weights: str | None = None  # None, "DEFAULT" or a path
-    new_head: bool = False  # a weights file trained for another class count: keep its body, start a new head
-    augment: str = "auto"
-    cache: str = "auto"  # decode-once uint8 cache of file datasets: in memory when it fits, or on disk (reused)
-    pipeline: str = "auto"  # augment per image in DataLoader workers, or whole batches on the device (auto: when cached)
-    feature_cache: str = "auto"  # head-only training without augmentation: compute backbone features once
-    freeze: str = "none"  # none | backbone | <n first stages>
-    unfreeze_at: int | None = None  # epoch at which a frozen body starts training
-    body_lr_scale: float = 0.1  # body lr = lr * this once unfrozen
-    patience: int | None = None  # early stopping on val top-1
-    output: str | None = None  # default runs/<model>-<data>-<timestamp>
-    overwrite: bool = False
-    quiet: bool = False
-    max_steps_per_epoch: int | None = None  # for smoke runs
+    model: str = option("", "model name (zoo list)", MODEL_DATA)
+    data: str = option("", "dataset name (zoo list --datasets) or a folder / .jsonl path", MODEL_DATA, short="-d")
+    data_root: str | None = option(None, "folder holding named datasets", MODEL_DATA, shown="$ZOO_DATA_ROOT, then ~/.cache/zoo/datasets")
+    val_ratio: float = option(0.2, "share held out for validation by layouts without a split", MODEL_DATA, above=0, below=1)
+    image_size: int | None = option(None, "training and evaluation input size in pixels", MODEL_DATA, low=8, high=4096,
+                                    shown="the model's own")
+    weights: str | None = option(None, "DEFAULT (published weights), a weights file or a run folder", MODEL_DATA,
+                                 shown="random init")
+    new_head: bool = option(False, "--weights has another class count: keep its body, train a new head", MODEL_DATA)
+    freeze: str = option("none", "none | backbone | N (first N stages)", MODEL_DATA, pattern=FREEZE_PATTERN)
+    unfreeze_at: int | None = option(None, "epoch (0-based) at which a frozen body starts training", MODEL_DATA, low=0,
+                                     shown="never")
+
+    epochs: int = option(10, "epochs to train", OPTIMISATION, low=1, high=100_000)
+    batch_size: int = option(64, "images per step", OPTIMISATION, low=1, high=1 << 20)
+    optimizer: str = option("adamw", "sgd | adam | adamw", OPTIMISATION, choices=OPTIMIZERS)
+    lr: float | None = option(None, "peak learning rate", OPTIMISATION, above=0,
+                              shown="0.1 x batch/256 for sgd, 1e-3 for adam(w)")
+    weight_decay: float = option(1e-4, "weight decay", OPTIMISATION, low=0, high=10)
+    momentum: float = option(0.9, "sgd momentum", OPTIMISATION, low=0, below=1)
+    nesterov: bool = option(False, "Nesterov momentum (sgd)", OPTIMISATION)
+    label_smoothing: float = option(0.0, "label smoothing of the cross-entropy loss", OPTIMISATION, low=0, below=1)
+    accumulate_steps: int = option(1, "micro-batches per optimizer step (same effective batch, less memory)",
+                                   OPTIMISATION, low=1, high=1024)
+    grad_clip: float | None = option(None, "clip the gradient norm to this", OPTIMISATION, above=0, shown="off")
+    body_lr_scale: float = option(0.1, "body learning rate = lr x this, with --freeze/--unfreeze-at", OPTIMISATION,
+                                  above=0, high=100)
+    seed: int = option(0, "seed of initial weights, split, order and augmentation", OPTIMISATION, low=0, high=2**31 - 1)
+
+    scheduler: str = option("cosine", "cosine | step | multistep | onecycle | none", SCHEDULE, choices=SCHEDULERS)
+    warmup_epochs: float = option(0.0, "linear warmup, in epochs", SCHEDULE, low=0, high=10_000)
+    warmup_steps: int = option(0, "linear warmup, in steps (wins over --warmup-epochs)", SCHEDULE, low=0)
+    step_size: int = option(7, "epochs between decays (step)", SCHEDULE, low=1)
+    gamma: float = option(0.1, "decay factor (step, multistep)", SCHEDULE, above=0, high=1)
+    milestones: list[int] = option([], "epochs at which multistep decays, e.g. 30,60", SCHEDULE, low=1)
+    patience: int | None = option(None, "stop when val top-1 has not improved for this many epochs", SCHEDULE, low=1,
+                                  shown="off")
+
+    augment: str = option("auto", "auto | none | light | strong | cifar", PIPELINE, choices=AUGMENTS,
+                          shown="auto: cifar at <= 64 px, light above")
+    cache: str = option("auto", "decode-once image cache: auto | memory | disk (kept under ~/.cache/zoo/decoded and "
+                        "reused) | none", PIPELINE, choices=CACHE_MODES, shown="auto: in memory when it fits 4 GB")
+    pipeline: str = option("auto", "augment per image in DataLoader workers, or whole cached batches on the device: "
+                           "auto | workers | device", PIPELINE, choices=PIPELINES, shown="auto: device when cached")
+    feature_cache: str = option("auto", "head-only training without augmentation computes backbone features once: "
+                                "auto | off", PIPELINE, choices=FEATURE_CACHE)
+    workers: int | None = option(None, "DataLoader worker processes", PIPELINE, low=0, high=256,
+                                 shown="by device and CPU cores")
+
+    device: str = option("auto", "auto | cpu | cuda | cuda:N | mps", HARDWARE, pattern=DEVICE_PATTERN,
+                         shown="auto: cuda > mps > cpu")
+    precision: str = option("auto", "auto | bf16 | fp16 | fp32", HARDWARE, choices=PRECISIONS,
+                            shown="auto: bf16 on CUDA, fp32 elsewhere")
+    channels_last: bool | None = option(None, "channels-last memory format", HARDWARE, shown="on for CUDA")
+    compile: bool | None = option(None, "torch.compile the model", HARDWARE,
+                                  shown="on for CUDA runs long enough to repay the warm-up")
+
+    output: str | None = option(None, "run folder", OUTPUT, short="-o", shown="runs/<model>-<data>-<time>")
+    overwrite: bool = option(False, "replace a finished run in --output (the old one stays whole until the new "
+                             "one's first epoch is saved)", OUTPUT)
+    quiet: bool = option(False, "no progress bar or epoch lines; print only the result", OUTPUT, short="-q")
+    max_steps_per_epoch: int | None = option(None, "cut epochs short (smoke runs)", OUTPUT, low=1, hidden=True)
 
     def __post_init__(self) -> None:
-        for name, value, allowed in (
-            ("optimizer", self.optimizer, OPTIMIZERS), ("scheduler", self.scheduler, SCHEDULERS),
-            ("precision", self.precision, PRECISIONS), ("cache", self.cache, CACHE_MODES),
-            ("pipeline", self.pipeline, PIPELINES), ("feature_cache", self.feature_cache, FEATURE_CACHE),
-        ):
-            if value not in allowed:
-                raise TrainingError(f"unknown {name} {value!r}; use one of {', '.join(allowed)}")
-        if self.epochs < 1 or self.batch_size < 1 or self.accumulate_steps < 1:
-            raise TrainingError("epochs, batch size and accumulate steps must be at least 1")
-        if self.freeze not in ("none", "backbone") and not str(self.freeze).isdigit():
-            raise TrainingError(f"--freeze {self.freeze!r}: use none, backbone or a number of stages")
+        hints = typing.get_type_hints(type(self))
+        for f in dataclasses.fields(self):
+            _check_field(f, hints[f.name], getattr(self, f.name))
 
     @property
     def effective_lr(self) -> float:
@@ -85,10 +129,8 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
-    def save(self, path: Path) -> None:
-        from zoo.engine.checkpoint import atomic_write_text
-
-        atomic_write_text(path, json.dumps(self.to_dict(), indent=2))
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
@@ -106,7 +148,53 @@ class TrainConfig:
             raise TrainingError(f"config file {path} does not exist")
         try:
             values = tomllib.loads(path.read_text()) if path.suffix == ".toml" else json.loads(path.read_text())
-        except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
+        except (tomllib.TOMLDecodeError, json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise TrainingError(f"config file {path} is not valid ({exc})") from exc
+        if not isinstance(values, dict):
+            raise TrainingError(f"config file {path} must hold a table of options")
         values = values.get("train", values)
         return cls.from_dict({**values, **{k: v for k, v in overrides.items() if v is not None}})
+
+
+def value_type(hint: Any) -> Any:
+    """``int | None`` -> int; other hints as they are."""
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return next(a for a in typing.get_args(hint) if a is not type(None))
+    return hint
+
+
+def _check_field(f: dataclasses.Field, hint: Any, value: Any) -> None:
+    """One option's value against its declaration; the message names the option and what it accepts."""
+    flag = "--" + f.name.replace("_", "-")
+    meta = f.metadata
+    if value is None and type(None) in typing.get_args(hint):
+        return
+    base = value_type(hint)
+    kind = typing.get_origin(base) or base
+    if kind is list:
+        if not isinstance(value, list) or not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+            raise TrainingError(f"{flag} takes whole numbers, e.g. 30,60; got {value!r}")
+        for item in value:
+            _check_range(flag, item, meta)
+        return
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise TrainingError(f"{flag} takes {'a whole number' if kind is int else 'a ' + kind.__name__}, got {value!r}")
+    if meta.get("choices") and value not in meta["choices"]:
+        raise TrainingError(f"unknown {f.name} {value!r}; use one of {', '.join(meta['choices'])}")
+    if meta.get("pattern") is not None and not meta["pattern"].match(str(value)):
+        raise TrainingError(f"{flag} {value!r} is not valid; use {meta['help'].split(' (')[0]}")
+    if kind in (int, float):
+        _check_range(flag, value, meta)
+
+
+def _check_range(flag: str, value: float, meta: Any) -> None:
+    low, high, above, below = meta.get("low"), meta.get("high"), meta.get("above"), meta.get("below")
+    ok = ((low is None or value >= low) and (high is None or value <= high)
+          and (above is None or value > above) and (below is None or value < below))
+    if not ok:
+        lower = f">= {low:g}" if low is not None else f"> {above:g}" if above is not None else ""
+        upper = f"<= {high:g}" if high is not None else f"< {below:g}" if below is not None else ""
+        allowed = " and ".join(x for x in (lower, upper) if x)
+        raise TrainingError(f"{flag} {value:g} is out of range; it must be {allowed}")

@@ -10,15 +10,16 @@ model's logits, else training goes the ordinary way.
 from __future__ import annotations
 
 import logging
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 
 import torch
 from torch import nn
 
 from zoo.data.decoded_cache import CACHE_BUDGET_BYTES
+from zoo.data.inputs import Inputs
 from zoo.data.pipeline import CachedBatches
 from zoo.engine.config import TrainConfig
-from zoo.engine.inputs import Inputs
+from zoo.engine.parts import autocast
 
 log = logging.getLogger("zoo.engine")
 
@@ -36,10 +37,9 @@ def head_only_inputs(model: nn.Module, head_attr: str, inputs: Inputs, cfg: Trai
     the budget?), so nothing is computed for a model that cannot take the shortcut.
     """
     head = getattr(model, head_attr)
-    autocast = torch.autocast(device.type, dtype=amp_dtype) if amp_dtype else nullcontext()
     model.eval()
     images, _ = next(iter(inputs.eval))
-    with torch.no_grad(), autocast:
+    with torch.no_grad(), autocast(device, amp_dtype):
         whole = model(images).float()
         with _head_removed(model, head_attr):
             probe = model(images)
@@ -52,8 +52,8 @@ def head_only_inputs(model: nn.Module, head_attr: str, inputs: Inputs, cfg: Trai
         log.info("feature cache off: %.1f GB of features is over the cache budget", size / 1e9)
         return None
     with _head_removed(model, head_attr):
-        train_x, train_y = _features(model, inputs.plain_train(), autocast)
-        eval_x, eval_y = _features(model, inputs.eval, autocast)
+        train_x, train_y = _features(model, inputs.plain_train(), device, amp_dtype)
+        eval_x, eval_y = _features(model, inputs.eval, device, amp_dtype)
     log.info("feature cache: backbone features computed once (%s per image); only %s trains",
              "x".join(map(str, train_x.shape[1:])), head_attr)
     features = Inputs(
@@ -78,10 +78,10 @@ def _head_removed(model: nn.Module, head_attr: str):
 
 
 @torch.no_grad()
-def _features(body: nn.Module, batches, autocast) -> tuple[torch.Tensor, torch.Tensor]:
+def _features(body: nn.Module, batches, device, amp_dtype) -> tuple[torch.Tensor, torch.Tensor]:
     feats, labels = [], []
     for images, y in batches:
-        with autocast:
+        with autocast(device, amp_dtype):
             feats.append(body(images).float())
         labels.append(y)
     return torch.cat(feats), torch.cat(labels)

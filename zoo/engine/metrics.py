@@ -10,7 +10,8 @@ from typing import Any
 
 import torch
 
-from zoo.engine.checkpoint import atomic_write_text
+from zoo.files import atomic_target, atomic_write_text
+from zoo.runs import CONFUSION, CURVES, METRICS_CSV, METRICS_JSONL, RunFolder
 
 
 class EvalAccumulator:
@@ -45,29 +46,28 @@ class EvalAccumulator:
 
 
 EPOCH_FIELDS = ["epoch", "train_loss", "train_top1", "val_loss", "val_top1", "val_top5", "lr",
-                "images_per_s", "epoch_time_s", "peak_gpu_mem_mb", "elapsed_s"]
+                "images_per_s", "epoch_time_s", "data_wait_frac", "peak_gpu_mem_mb", "elapsed_s"]
 
 
-def append_epoch(run_dir: Path, row: dict[str, Any]) -> None:
+def append_epoch(run: RunFolder, row: dict[str, Any]) -> None:
     """Rewrite metrics.jsonl and metrics.csv atomically with the new row appended."""
-    jsonl = run_dir / "metrics.jsonl"
-    rows = [json.loads(line) for line in jsonl.read_text().splitlines()] if jsonl.is_file() else []
-    rows = [r for r in rows if r["epoch"] < row["epoch"]] + [row]  # a resumed epoch replaces its old row
-    atomic_write_text(jsonl, "".join(json.dumps(r) + "\n" for r in rows))
+    rows = [r for r in read_epochs(run.path) if r["epoch"] < row["epoch"]] + [row]  # a resumed epoch replaces its row
+    atomic_write_text(run.file(METRICS_JSONL), "".join(json.dumps(r) + "\n" for r in rows))
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=EPOCH_FIELDS, extrasaction="ignore")
     writer.writeheader()
     writer.writerows(rows)
-    atomic_write_text(run_dir / "metrics.csv", buffer.getvalue())
+    atomic_write_text(run.file(METRICS_CSV), buffer.getvalue())
 
 
 def read_epochs(run_dir: Path) -> list[dict[str, Any]]:
-    path = run_dir / "metrics.jsonl"
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.is_file() else []
+    path = Path(run_dir) / METRICS_JSONL
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
 
 
-def write_plots(run_dir: Path, classes: list[str], confusion: list[list[int]]) -> list[Path]:
-    """Curves and confusion matrix as PNG, when matplotlib is installed (extra 'plots')."""
+def write_plots(run: RunFolder, classes: list[str], confusion: list[list[int]]) -> list[Path]:
+    """curves.png (loss, accuracy, learning rate per epoch) and confusion_matrix.png (counts in the
+    cells, a colour bar), when matplotlib is installed (extra 'plots')."""
     try:
         import matplotlib
 
@@ -75,31 +75,60 @@ def write_plots(run_dir: Path, classes: list[str], confusion: list[list[int]]) -
         import matplotlib.pyplot as plt
     except ModuleNotFoundError:
         return []
-    rows = read_epochs(run_dir)
+    return [_curves(plt, run.path, read_epochs(run.path)), _confusion(plt, run.path, classes, confusion)]
+
+
+def _curves(plt, folder: Path, rows: list[dict[str, Any]]) -> Path:
     epochs = [r["epoch"] for r in rows]
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
-    ax_loss.plot(epochs, [r["train_loss"] for r in rows], label="train")
-    ax_loss.plot(epochs, [r["val_loss"] for r in rows], label="val")
+    style = dict(marker="o", markersize=4)  # markers: a 1-epoch run still shows its points
+    fig, (ax_loss, ax_acc, ax_lr) = plt.subplots(1, 3, figsize=(14, 4))
+    for key, label in (("train_loss", "train"), ("val_loss", "val")):
+        ax_loss.plot(epochs, [r[key] for r in rows], label=label, **style)
     ax_loss.set(xlabel="epoch", ylabel="loss", title="loss")
+    for key, label in (("train_top1", "train top-1"), ("val_top1", "val top-1"), ("val_top5", "val top-5")):
+        ax_acc.plot(epochs, [r[key] for r in rows], label=label, **style)
+    ax_acc.set(xlabel="epoch", ylabel="accuracy", title="accuracy", ylim=(0, 1.02))
+    ax_lr.plot(epochs, [r["lr"] for r in rows], color="tab:purple", **style)
+    ax_lr.set(xlabel="epoch", ylabel="learning rate", title="learning rate (end of epoch)")
+    for ax in (ax_loss, ax_acc, ax_lr):
+        ax.grid(alpha=0.3)
+        ax.xaxis.get_major_locator().set_params(integer=True)
     ax_loss.legend()
-    ax_acc.plot(epochs, [r["train_top1"] for r in rows], label="train top-1")
-    ax_acc.plot(epochs, [r["val_top1"] for r in rows], label="val top-1")
-    ax_acc.plot(epochs, [r["val_top5"] for r in rows], label="val top-5")
-    ax_acc.set(xlabel="epoch", ylabel="accuracy", title="accuracy", ylim=(0, 1))
     ax_acc.legend()
-    curves = run_dir / "curves.png"
+    path = folder / CURVES
     fig.tight_layout()
-    fig.savefig(curves, dpi=90)
+    _save(fig, path)
     plt.close(fig)
-    size = max(4, min(14, len(classes) * 0.5))
-    fig, ax = plt.subplots(figsize=(size, size))
-    ax.imshow(confusion, cmap="Blues")
-    ax.set(xlabel="predicted", ylabel="true", title="confusion matrix")
-    if len(classes) <= 30:
-        ax.set_xticks(range(len(classes)), classes, rotation=90)
-        ax.set_yticks(range(len(classes)), classes)
-    matrix = run_dir / "confusion_matrix.png"
+    return path
+
+
+def _confusion(plt, folder: Path, classes: list[str], confusion: list[list[int]]) -> Path:
+    import numpy as np
+
+    matrix = np.asarray(confusion)
+    n = len(classes)
+    side = max(5.0, min(24.0, 2 + n * 0.45))
+    fig, ax = plt.subplots(figsize=(side + 1.5, side))
+    image = ax.imshow(matrix, cmap="Blues")
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="images")
+    ax.set(xlabel="predicted", ylabel="true", title="confusion matrix (validation)")
+    if n <= 60:
+        font = max(5, min(10, 220 // max(n, 1)))
+        ax.set_xticks(range(n), [c[:18] for c in classes], rotation=90, fontsize=font)
+        ax.set_yticks(range(n), [c[:18] for c in classes], fontsize=font)
+        threshold = matrix.max() / 2 if matrix.size else 0
+        for i in range(n):
+            for j in range(n):
+                if matrix[i, j]:
+                    ax.text(j, i, str(matrix[i, j]), ha="center", va="center", fontsize=font,
+                            color="white" if matrix[i, j] > threshold else "black")
+    path = folder / CONFUSION
     fig.tight_layout()
-    fig.savefig(matrix, dpi=90)
+    _save(fig, path)
     plt.close(fig)
-    return [curves, matrix]
+    return path
+
+
+def _save(fig, path: Path) -> None:
+    with atomic_target(path, suffix=".png") as tmp:
+        fig.savefig(tmp, dpi=90)

@@ -23,7 +23,11 @@ def pick_device(name: str) -> torch.device:
         return torch.device("cpu")
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise TrainingError("--device cuda was asked for but CUDA is not available; use --device auto or cpu")
+        raise TrainingError(f"--device {name} was asked for but CUDA is not available; use --device auto or cpu")
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise TrainingError(f"--device {name}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    if device.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise TrainingError("--device mps was asked for but MPS is not available; use --device auto or cpu")
     return device
 
 
@@ -32,6 +36,28 @@ def pick_precision(name: str, device: torch.device) -> torch.dtype | None:
     if name == "auto":
         return torch.bfloat16 if device.type == "cuda" else None
     return {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": None}[name]
+
+
+def autocast(device: torch.device, amp_dtype: torch.dtype | None):
+    """Mixed precision in ``amp_dtype``, or nothing (fp32) when it is None."""
+    return torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None)
+
+
+def compile_decision(wanted: bool | None, device: torch.device, total_steps: int) -> tuple[bool, str]:
+    """(compile?, why): torch.compile only where its warm-up (tens of seconds) is repaid within the run."""
+    if wanted is not None:
+        return wanted, "on (asked for)" if wanted else "off (asked)"
+    if device.type != "cuda":
+        return False, "off: not on CUDA"
+    if total_steps < 1000:
+        return False, f"off: only {total_steps} steps"
+    return True, f"on: {total_steps} CUDA steps repay the warm-up"
+
+
+def maybe_compile(model: nn.Module, wanted: bool | None, device: torch.device, total_steps: int) -> nn.Module:
+    chosen, reason = compile_decision(wanted, device, total_steps)
+    log.info("torch.compile %s", reason)
+    return torch.compile(model) if chosen else model
 
 
 def split_head_and_body(model: nn.Module, classifier: str) -> tuple[list[nn.Parameter], list[nn.Parameter]]:

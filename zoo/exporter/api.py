@@ -38,44 +38,41 @@ def export(
     atol: float = 1e-4,
     max_images: int = 32,
     check: bool = True,
+    model: Any = None,
 ) -> ExportResult:
     """Export a run's best checkpoint (default runs/latest) and check it against eager PyTorch.
 
     Raises ExportError when a format diverges beyond ``atol`` or changes a top-1 label; the files
-    stay for inspection and model.json marks them failed.
+    stay for inspection and model.json marks them failed. ``model`` is the module to load the
+    checkpoint into when it is not a registered model (one trained with ``zoo.fit``).
     """
-    from zoo.engine.checkpoint import atomic_write_text
     from zoo.exporter.loading import load_checkpoint
+    from zoo.files import atomic_write_text, check_writable
     from zoo.exporter.parity import RUNNERS, load_eval_images, run_parity
     from zoo.hub import file_digest
 
     formats = list(FORMATS) if format == "all" else [format]
     if any(f not in FORMATS for f in formats):
         raise ExportError(f"unknown export format {format!r}; use onnx, torchscript or all")
-    loaded = load_checkpoint(run, checkpoint)
+    loaded = load_checkpoint(run, checkpoint, model)
     meta = loaded.meta
-    name = loaded.run_dir.name if loaded.run_dir else loaded.checkpoint.stem
+    name = loaded.run.name if loaded.run else loaded.checkpoint.stem
     out = Path(output) if output else Path("exports") / name
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / ".write-test").write_text("ok")
-        (out / ".write-test").unlink()
-    except OSError as exc:
-        raise ExportError(f"output folder {out} is not writable ({exc.strerror}); choose another --output") from exc
+    check_writable(out, ExportError)
 
     model = loaded.model.float().eval()
-    size = meta["preprocessing"]["input_size"]
+    size = meta.preprocessing.input_size
     example = torch.randn(2, 3, size, size)
     files, exporters = {}, {}
     for fmt in formats:
         path = out / FILE_NAMES[fmt]
-        log.info("exporting %s to %s", meta["model"], path)
+        log.info("exporting %s to %s", meta.model, path)
         exporters[fmt] = BACKENDS[fmt](model, path, example, meta, opset=opset, dynamic_batch=dynamic_batch)
         files[fmt] = path
 
     parity: dict[str, dict[str, Any]] = {}
     if check:
-        inputs, source = load_eval_images(meta, loaded.run_dir, images, max_images)
+        inputs, source = load_eval_images(meta, loaded.run, images, max_images)
         batch_sizes = (1, 8, 3) if dynamic_batch else (example.shape[0],)
         if not dynamic_batch:
             inputs = inputs[: (len(inputs) // 2) * 2] if len(inputs) >= 2 else inputs.repeat(2, 1, 1, 1)
@@ -87,7 +84,7 @@ def export(
         atomic_write_text(out / "parity.json", json.dumps(parity, indent=2))
 
     sidecar = {
-        **meta,
+        **meta.to_dict(),
         "checkpoint": str(loaded.checkpoint),
         "files": {fmt: {"path": p.name, "sha256": file_digest(p), "bytes": p.stat().st_size,
                         **exporters[fmt], "parity_passed": parity.get(fmt, {}).get("passed")}

@@ -13,6 +13,7 @@ from typing import Any
 import torch
 
 from zoo.errors import ExportError
+from zoo.runs import CheckpointMeta
 
 log = logging.getLogger("zoo.export")
 FORMATS = ("onnx", "torchscript")
@@ -20,7 +21,7 @@ FILE_NAMES = {"onnx": "model.onnx", "torchscript": "model.pt"}
 DEFAULT_OPSET = 18
 
 
-def export_onnx(model, path: Path, example: torch.Tensor, meta: dict[str, Any], opset: int = DEFAULT_OPSET,
+def export_onnx(model, path: Path, example: torch.Tensor, meta: CheckpointMeta, opset: int = DEFAULT_OPSET,
                 dynamic_batch: bool = True) -> dict[str, Any]:
     """torch.onnx (dynamo) first, the TorchScript-based exporter if that fails; checked and labelled."""
     import onnx
@@ -47,7 +48,7 @@ def export_onnx(model, path: Path, example: torch.Tensor, meta: dict[str, Any], 
                                   dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}} if dynamic_batch else None)
         except Exception as exc2:
             tmp.unlink(missing_ok=True)
-            raise ExportError(f"ONNX export of {meta.get('model')} failed with both exporters: {exc2}") from exc2
+            raise ExportError(f"ONNX export of {meta.model} failed with both exporters: {exc2}") from exc2
     proto = onnx.load(str(tmp))
     for key, value in _metadata_strings(meta).items():
         entry = proto.metadata_props.add()
@@ -63,13 +64,13 @@ def export_onnx(model, path: Path, example: torch.Tensor, meta: dict[str, Any], 
             "dynamic_batch": dynamic_batch}
 
 
-def export_torchscript(model, path: Path, example: torch.Tensor, meta: dict[str, Any], **_: Any) -> dict[str, Any]:
+def export_torchscript(model, path: Path, example: torch.Tensor, meta: CheckpointMeta, **_: Any) -> dict[str, Any]:
     """Traced in eval mode; metadata travels as the extra file zoo.json."""
     tmp = _temp_beside(path)
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         traced = torch.jit.trace(model, example, check_trace=False)
-        torch.jit.save(traced, str(tmp), _extra_files={"zoo.json": json.dumps(meta)})
+        torch.jit.save(traced, str(tmp), _extra_files={"zoo.json": meta.to_json()})
     os.replace(tmp, path)
     return {"exporter": "torch.jit.trace"}
 
@@ -77,24 +78,24 @@ def export_torchscript(model, path: Path, example: torch.Tensor, meta: dict[str,
 BACKENDS = {"onnx": export_onnx, "torchscript": export_torchscript}
 
 
-def _metadata_strings(meta: dict[str, Any]) -> dict[str, str]:
-    pre = meta["preprocessing"]
+def _metadata_strings(meta: CheckpointMeta) -> dict[str, str]:
+    pre = meta.preprocessing
     return {
-        "zoo.classes": json.dumps(meta["classes"]),
-        "zoo.mean": json.dumps(pre["mean"]),
-        "zoo.std": json.dumps(pre["std"]),
-        "zoo.input_size": str(pre["input_size"]),
-        "zoo.resize_size": str(pre["resize_size"]),
-        "zoo.interpolation": pre["interpolation"],
-        "zoo.channel_order": pre.get("channel_order", "RGB"),
-        "zoo.model": meta["model"],
-        "zoo.run": str(meta.get("run", "")),
-        "zoo.meta": json.dumps(meta),
+        "zoo.classes": json.dumps(meta.classes),
+        "zoo.mean": json.dumps(list(pre.mean)),
+        "zoo.std": json.dumps(list(pre.std)),
+        "zoo.input_size": str(pre.input_size),
+        "zoo.resize_size": str(pre.resize_size),
+        "zoo.interpolation": pre.interpolation,
+        "zoo.channel_order": pre.channel_order,
+        "zoo.model": meta.model,
+        "zoo.run": meta.run,
+        "zoo.meta": meta.to_json(),
     }
 
 
 def _temp_beside(path: Path) -> Path:
-    from zoo.engine.checkpoint import publish_mode
+    from zoo.files import publish_mode
 
     fd, name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     os.close(fd)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import warnings
 from pathlib import Path
 from typing import Any
@@ -11,16 +10,18 @@ import numpy as np
 import torch
 
 from zoo.errors import ExportError
+from zoo.runs import CONFIG, CheckpointMeta, RunFolder
 
 BATCH_SIZES = (1, 8, 3)  # 3: an odd size that exercises the dynamic batch axis
 
 
-def load_eval_images(meta: dict[str, Any], run_dir: Path | None, images: str | Path | None, limit: int) -> tuple[torch.Tensor, str]:
+def load_eval_images(meta: CheckpointMeta, run: RunFolder | None, images: str | Path | None,
+                     limit: int) -> tuple[torch.Tensor, str]:
     """Preprocessed images (N, 3, H, W): --images, else the run's validation split."""
     from zoo.data.decode import decode_rgb, is_candidate
     from zoo.data.transforms import eval_transform
 
-    transform = eval_transform(meta["preprocessing"])
+    transform = eval_transform(meta.preprocessing)
     if images is not None:
         folder = Path(images)
         files = sorted(p for p in (folder.rglob("*") if folder.is_dir() else [folder]) if p.is_file() and is_candidate(p))
@@ -29,26 +30,24 @@ def load_eval_images(meta: dict[str, Any], run_dir: Path | None, images: str | P
         tensors = [transform(decode_rgb(p)) for p in files[:limit]]
         return torch.stack(tensors), str(folder)
     try:
-        dataset = _training_dataset(meta, run_dir)
+        dataset = _training_dataset(meta, run)
     except Exception as exc:  # noqa: BLE001 - any data problem: ask for --images instead
         raise ExportError(
             f"cannot open the run's validation data for the parity check ({exc}); pass --images DIR"
         ) from exc
-    info = meta.get("dataset", {})
-    source = dataset.splits.get(info.get("eval_split", ""), None) or dataset.eval
+    source = dataset.splits.get(meta.dataset.get("eval_split", ""), None) or dataset.eval
     count = min(limit, len(source))
     # spread over the split so several classes are covered
     picks = np.linspace(0, len(source) - 1, count).astype(int) if count else []
     return torch.stack([transform(source.load(int(i))) for i in picks]), f"{dataset.name}/{dataset.eval_split_name}"
 
 
-def _training_dataset(meta: dict[str, Any], run_dir: Path | None):
+def _training_dataset(meta: CheckpointMeta, run: RunFolder | None):
     """The dataset the run trained on, opened with the run's own options so the split is the same."""
     from zoo.data.api import create_dataset
 
-    config_file = run_dir / "config.json" if run_dir is not None else None
-    config = json.loads(config_file.read_text()) if config_file is not None and config_file.is_file() else {}
-    name = config.get("data") or meta.get("dataset", {}).get("name", "")
+    config = run.read_config() if run is not None and (run.final / CONFIG).is_file() else {}
+    name = config.get("data") or meta.dataset.get("name", "")
     return create_dataset(name, **{k: config[k] for k in ("val_ratio", "seed", "data_root") if k in config})
 
 

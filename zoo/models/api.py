@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from zoo.errors import WeightsError, ZooError
-from zoo.registry.core import ModelInfo, get_registry
+from zoo.registry.core import get_registry
+from zoo.specs import ModelInfo
 
 log = logging.getLogger("zoo.models")
 
@@ -51,10 +52,9 @@ def create_model(
     if state is not None:
         from zoo.models.weights import load_into
 
-        report = load_into(model, state, source)
+        report = load_into(model, state, source, head=info.classifier)
         log.info("%s: %s", name, report.describe())
         model.zoo_load_report = report
-    model.zoo_info = info
     return model
 
 

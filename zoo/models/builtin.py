@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from zoo.registry.core import WeightsFile
+from zoo.plugin import PluginContext, WeightsFile
 
 # torchvision publishes ImageNet weights for these exact parameter names; the hex in each file
 # name is the start of its SHA-256, which the downloader checks.
@@ -19,7 +19,10 @@ CIFAR_STD = (0.2470, 0.2435, 0.2616)
 BUILDER = "zoo.models.resnet:build_resnet"
 
 
-def register(ctx) -> None:
+def register(ctx: PluginContext) -> None:
+    ctx.add_namespace("tv", "zoo.models.namespaces:TorchvisionNamespace",
+                      description="every torchvision classification model")
+    ctx.add_namespace("timm", "zoo.models.namespaces:TimmNamespace", description="every timm model")
     for variant, weights in IMAGENET_WEIGHTS.items():
         ctx.add_model(
             variant,

@@ -10,7 +10,7 @@ import functools
 from typing import Any
 
 from zoo.errors import UnknownNameError, did_you_mean
-from zoo.registry.core import ModelInfo, WeightsFile
+from zoo.specs import IMAGENET_MEAN, IMAGENET_STD, ModelInfo, WeightsFile
 
 # Where each torchvision family keeps its classification head.
 _TV_CLASSIFIER_BY_PREFIX = {
@@ -28,6 +28,8 @@ def tv_classifier_attribute(name: str) -> str:
 
 
 class TorchvisionNamespace:
+    """``tv:<name>``: every classifier torchvision.models lists."""
+
     prefix = "tv"
 
     @functools.cached_property
@@ -62,8 +64,8 @@ class TorchvisionNamespace:
             description=f"torchvision {name} ({weights.meta.get('num_params', 0) / 1e6:.1f}M params)",
             input_size=crop,
             resize_size=int(preset.get("resize_size", round(crop / 0.875))),
-            mean=tuple(preset.get("mean", (0.485, 0.456, 0.406))),
-            std=tuple(preset.get("std", (0.229, 0.224, 0.225))),
+            mean=tuple(preset.get("mean", IMAGENET_MEAN)),
+            std=tuple(preset.get("std", IMAGENET_STD)),
             interpolation=getattr(interp, "value", str(interp)),
             classifier=tv_classifier_attribute(name),
             weights=WeightsFile(weights.url, _hash_from_filename(weights.url)),
@@ -88,6 +90,8 @@ def _hash_from_filename(url: str) -> str:
 
 
 class TimmNamespace:
+    """``timm:<name>``: every model timm lists (a ``.tag`` picks its pretrained variant)."""
+
     prefix = "timm"
 
     @functools.cached_property
@@ -120,8 +124,8 @@ class TimmNamespace:
             description=f"timm {name}",
             input_size=size,
             resize_size=int(round(size / crop_pct)),
-            mean=tuple(cfg.mean) if cfg else (0.485, 0.456, 0.406),
-            std=tuple(cfg.std) if cfg else (0.229, 0.224, 0.225),
+            mean=tuple(cfg.mean) if cfg else IMAGENET_MEAN,
+            std=tuple(cfg.std) if cfg else IMAGENET_STD,
             interpolation=cfg.interpolation if cfg else "bicubic",
             classifier=cfg.classifier if cfg and isinstance(cfg.classifier, str) else "head",
             pretrained_loader=functools.partial(_timm_pretrained_state, name) if cfg else None,
@@ -144,7 +148,3 @@ def _timm_pretrained_state(arch: str) -> dict:
 
 def _suggest(prefix: str, name: str, names: list[str]) -> str:
     return did_you_mean(f"{prefix}:{name}", [f"{prefix}:{n}" for n in names])
-
-
-def make_namespace(prefix: str):
-    return {"tv": TorchvisionNamespace, "timm": TimmNamespace}[prefix]()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,7 +9,8 @@ from typing import Any
 
 from zoo.errors import DownloadError, WeightsError
 from zoo.hub import cache_dir, download_file, verify_file
-from zoo.registry.core import ModelInfo, resolve_callable
+from zoo.files import read_json
+from zoo.specs import ModelInfo, resolve_callable
 
 log = logging.getLogger("zoo.weights")
 
@@ -48,7 +48,10 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
         except Exception as exc:  # noqa: BLE001 - safetensors raises its own error types across versions
             raise WeightsError(f"cannot read {path} as safetensors ({exc}); is the file complete?") from exc
         sidecar = path.with_suffix(".json")
-        meta = json.loads(sidecar.read_text()) if sidecar.is_file() else {}
+        meta = read_json(sidecar, "checkpoint metadata") if sidecar.is_file() else {}
+        if not isinstance(meta, dict):
+            raise WeightsError(f"checkpoint metadata {sidecar} holds a {type(meta).__name__}, not an object; "
+                               "restore it or train again")
         return state, meta
     import torch
 
@@ -68,21 +71,30 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
     raise WeightsError(f"{path} holds a {type(obj).__name__}, not a state dict")
 
 
-def load_into(model: Any, state: dict[str, Any], source: str) -> LoadReport:
-    """Load matching tensors; drop those whose shape differs (a head for other classes).
+def load_into(model: Any, state: dict[str, Any], source: str, head: str | None = None) -> LoadReport:
+    """Load matching tensors; drop the head's when their shape differs (a head for other classes).
 
-    Anything else missing or unexpected is an error: silently random layers are the classic
-    fine-tuning bug.
+    ``head`` is the attribute holding the classifier (``fc``, ``head.fc``, ...): only its tensors may
+    be dropped. A body tensor of another shape, or anything missing or unexpected, is an error:
+    silently random layers are the classic fine-tuning bug.
     """
     own = model.state_dict()
     state = {_strip_wrappers(k): v for k, v in state.items()}
     report = LoadReport(source=source)
-    usable = {}
+    usable, body_mismatch = {}, []
     for key, value in state.items():
         if key in own and tuple(own[key].shape) != tuple(value.shape):
-            report.dropped.append(key)
+            in_head = head is None or key.startswith(head + ".")
+            (report.dropped if in_head else body_mismatch).append(key)
         else:
             usable[key] = value
+    if body_mismatch:
+        key = body_mismatch[0]
+        raise WeightsError(
+            f"weights from {source} do not fit {type(model).__name__}: {_short(body_mismatch)} "
+            f"{'has' if len(body_mismatch) == 1 else 'have'} another shape ({tuple(state[key].shape)} vs "
+            f"{tuple(own[key].shape)} for {key}); only the head ({head}) may differ, check the architecture"
+        )
     missing = [k for k in own if k not in usable and k not in report.dropped]
     unexpected = [k for k in usable if k not in own]
     if missing or unexpected:

@@ -1,19 +1,6 @@
-"""Names -> model factories and dataset plugins, filled from entry points on first use."""
+"""Name tables for models, datasets, namespaces, layouts and exporters, filled from entry points on first use."""
 
-from zoo.registry.core import (
-    DatasetInfo,
-    ModelInfo,
-    Registry,
-    get_registry,
-    resolve_callable,
-)
+from zoo.registry.core import Registry, get_registry, list_plugins
 from zoo.registry.plugins import PluginRecord
 
-__all__ = [
-    "DatasetInfo",
-    "ModelInfo",
-    "PluginRecord",
-    "Registry",
-    "get_registry",
-    "resolve_callable",
-]
+__all__ = ["PluginRecord", "Registry", "get_registry", "list_plugins"]

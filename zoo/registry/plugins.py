@@ -1,9 +1,9 @@
 """Entry-point discovery: each plugin is loaded in isolation and its outcome recorded.
 
-A plugin's entry point (group ``zoo.models`` or ``zoo.datasets``) names a function
-``register(ctx)`` that calls ``ctx.add_model(...)`` / ``ctx.add_dataset(...)``. Registrations are
-staged and committed only when the whole function succeeded, so a broken plugin registers
-nothing, is listed by ``zoo plugins`` with a one-line reason, and never breaks other commands.
+A plugin's entry point names a function ``register(ctx)`` (see ``zoo.plugin``). What it registers
+is staged and committed only when the whole function succeeded, so a broken plugin registers
+nothing, is listed by ``zoo plugins`` with a one-line reason, and never breaks other commands:
+not by raising, not by calling ``sys.exit``.
 """
 
 from __future__ import annotations
@@ -11,51 +11,41 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from importlib.metadata import EntryPoint, entry_points
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from zoo.registry.core import DatasetInfo, ModelInfo
+from zoo.plugin import PluginContext
 
 if TYPE_CHECKING:
     from zoo.registry.core import Registry
 
 log = logging.getLogger("zoo.plugins")
 
-GROUPS = ("zoo.models", "zoo.datasets")
+GROUPS = ("zoo.models", "zoo.datasets", "zoo.exporters")
 OWN_DISTRIBUTION = "zoo"
 
 
 @dataclass
 class PluginRecord:
-    """What happened when one entry point was loaded."""
+    """What happened when one entry point was loaded: what it registered, or why it failed."""
 
     name: str
     group: str
     distribution: str
     value: str
-    models: list[str] = field(default_factory=list)
-    datasets: list[str] = field(default_factory=list)
+    registered: dict[str, list[str]] = field(default_factory=dict)  # table -> names
     error: str | None = None
 
     @property
     def ok(self) -> bool:
         return self.error is None
 
+    @property
+    def models(self) -> list[str]:
+        return self.registered.get("models", [])
 
-class PluginContext:
-    """The object a plugin's register function receives; stages what it registers."""
-
-    def __init__(self, distribution: str) -> None:
-        self.distribution = distribution
-        self.models: list[ModelInfo] = []
-        self.datasets: list[DatasetInfo] = []
-
-    def add_model(self, name: str, factory: Any, **meta: Any) -> None:
-        self.models.append(ModelInfo(name=name, factory=factory, distribution=self.distribution, **meta))
-
-    def add_dataset(self, name: str, factory: Any, **meta: Any) -> None:
-        self.datasets.append(
-            DatasetInfo(name=name, factory=factory, distribution=self.distribution, **meta)
-        )
+    @property
+    def datasets(self) -> list[str]:
+        return self.registered.get("datasets", [])
 
 
 def load_entry_points(registry: Registry, group: str) -> list[PluginRecord]:
@@ -71,30 +61,28 @@ def load_plugin(registry: Registry, ep: EntryPoint, group: str) -> PluginRecord:
     try:
         register = ep.load()
         register(ctx)
-        _commit(registry, ctx)
+        commit(registry, ctx)
     except ModuleNotFoundError as exc:  # the plugin or one of its dependencies is missing
         record.error = f"missing module {exc.name!r} (install it, or uninstall {distribution})"
+    except SystemExit as exc:  # a plugin calling sys.exit must not end zoo
+        record.error = f"called sys.exit({exc.code!r}) while loading"
     except Exception as exc:  # noqa: BLE001 - a plugin may fail in any way; we report and go on
         record.error = f"{type(exc).__name__}: {_first_line(exc)}"
     if record.error:
         log.warning("plugin %s from %s failed to load: %s", ep.name, distribution, record.error)
         return record
-    record.models = [m.name for m in ctx.models]
-    record.datasets = [d.name for d in ctx.datasets]
+    for table, name, _ in ctx.staged:
+        record.registered.setdefault(table, []).append(name)
     return record
 
 
-def _commit(registry: Registry, ctx: PluginContext) -> None:
+def commit(registry: Registry, ctx: PluginContext) -> None:
     """Add all staged entries, or none of them if any name is taken."""
-    from zoo.registry.core import Registry
-
-    trial = Registry(models=dict(registry.models), datasets=dict(registry.datasets))
-    for info in ctx.models:
-        trial.add_model(info)  # raises DuplicateNameError naming both sources
-    for dinfo in ctx.datasets:
-        trial.add_dataset(dinfo)
-    registry.models.update(trial.models)
-    registry.datasets.update(trial.datasets)
+    trial = {table: registry.tables()[table].copy() for table in {t for t, _, _ in ctx.staged}}
+    for table, name, entry in ctx.staged:
+        trial[table].add(name, entry, ctx.distribution)  # raises DuplicateNameError naming both sources
+    for table, copy in trial.items():
+        registry.tables()[table].update(copy)
 
 
 def _load_order(ep: EntryPoint) -> tuple[int, str]:

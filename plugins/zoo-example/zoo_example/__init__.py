@@ -1,12 +1,15 @@
 """An example zoo plugin: a tiny CNN and a synthetic 'shapes' dataset.
 
-register_* receive a context with add_model/add_dataset. Give factories as "module:function"
-strings so that `zoo list` does not import torch or your model code; metadata (input size,
-mean/std, classifier attribute) travels with the name, and checkpoints and exports carry it.
+register_* receive a zoo.plugin.PluginContext: add_model, add_dataset, add_namespace, add_layout
+(see its docstrings for every keyword). Give factories as "module:function" strings so that
+`zoo list` does not import torch or your model code; metadata (input size, mean/std, classifier
+attribute) travels with the name, and checkpoints and exports carry it.
 """
 
+from zoo.plugin import PluginContext
 
-def register_models(ctx) -> None:
+
+def register_models(ctx: PluginContext) -> None:
     ctx.add_model(
         "example_tinynet",
         "zoo_example.models:tinynet",
@@ -21,7 +24,7 @@ def register_models(ctx) -> None:
     )
 
 
-def register_datasets(ctx) -> None:
+def register_datasets(ctx: PluginContext) -> None:
     ctx.add_dataset(
         "example_shapes",
         "zoo_example.data:shapes",

@@ -1,0 +1,98 @@
+"""The fine-tune loop: any nn.Module on any ImageDataset. Everything else (run folder, data,
+optimizer, checkpoints, metrics) is prepared and recorded by zoo.engine.setup."""
+
+from __future__ import annotations
+
+import time
+from contextlib import nullcontext
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from zoo.data.dataset import ImageDataset
+from zoo.engine.config import TrainConfig
+from zoo.engine import parts
+from zoo.engine.parts import autocast
+from zoo.engine.console import epoch_progress
+from zoo.engine.metrics import EvalAccumulator
+from zoo.engine.setup import RunResult, Training, training_session
+from zoo.errors import TrainingError
+from zoo.specs import Preprocessing
+
+
+def fit(model: nn.Module, dataset: ImageDataset, cfg: TrainConfig, preprocessing: Preprocessing | None = None, *,
+        classifier: str | None = None, model_name: str | None = None, resume: str | Path | None = None) -> RunResult:
+    """Train ``model`` on ``dataset`` as ``cfg`` says, keeping best/last checkpoints in a run folder.
+
+    ``preprocessing`` (default: ImageNet mean/std at cfg.image_size or 224) is what checkpoints carry;
+    ``classifier`` names the head attribute (default: fc, classifier, head or heads); ``model_name`` is
+    recorded to rebuild the model for export (default: its class name). ``resume`` continues a run.
+    """
+    with training_session(model, dataset, cfg, preprocessing, classifier, model_name, resume) as t:
+        for epoch in range(t.start_epoch, cfg.epochs):
+            t.begin_epoch(epoch)
+            train = train_one_epoch(t, epoch)
+            val = evaluate(t.eval_model, t.inputs.eval, t.device, t.amp_dtype, len(t.classes))
+            if t.end_epoch(epoch, train, val):  # checkpoint, metrics, epoch line; True: early stop
+                break
+        return t.finish()
+
+
+@torch.enable_grad()  # even if a caller switched autograd off globally
+def train_one_epoch(t: Training, epoch: int) -> dict[str, float]:
+    model, cfg = t.train_model, t.cfg
+    model.train()
+    parts.keep_frozen_in_eval(t.frozen)
+    loss_sum = torch.zeros((), device=t.device)
+    correct = torch.zeros((), device=t.device, dtype=torch.int64)
+    seen, step, waited, started = 0, 0, 0.0, time.perf_counter()
+    t.optimizer.zero_grad(set_to_none=True)
+    batches = iter(t.inputs.train)
+    with epoch_progress(f"epoch {epoch + 1}/{cfg.epochs}", t.steps_per_epoch, cfg.quiet) as progress:
+        for micro in range(t.steps_per_epoch * cfg.accumulate_steps):
+            tick = time.perf_counter()
+            images, labels = next(batches)  # already on the device
+            waited += time.perf_counter() - tick
+            stepping = (micro + 1) % cfg.accumulate_steps == 0
+            with autocast(t.device, t.amp_dtype), (nullcontext() if stepping else t.dist.no_sync(model)):
+                logits = model(images)
+                loss = t.criterion(logits, labels)
+                t.scaler.scale(loss / cfg.accumulate_steps).backward()
+            loss_sum += loss.detach() * labels.numel()
+            correct += (logits.detach().argmax(1) == labels).sum()
+            seen += labels.numel()
+            if not stepping:
+                continue
+            if cfg.grad_clip:
+                t.scaler.unscale_(t.optimizer)
+                nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            t.scaler.step(t.optimizer)
+            t.scaler.update()
+            t.optimizer.zero_grad(set_to_none=True)
+            t.scheduler.step()
+            step += 1
+            if progress.due() or step == t.steps_per_epoch:  # the only host syncs: about one a second
+                progress.show(step, finite_loss(loss_sum, seen, epoch, step), seen)
+    elapsed = time.perf_counter() - started
+    return {"train_loss": loss_sum.item() / max(1, seen), "train_top1": correct.item() / max(1, seen),
+            "images": seen, "images_per_s": seen / elapsed, "epoch_time_s": elapsed, "data_wait_frac": waited / elapsed}
+
+
+@torch.no_grad()
+def evaluate(model, batches, device: torch.device, amp_dtype: torch.dtype | None, num_classes: int) -> dict:
+    model.eval()
+    acc = EvalAccumulator(num_classes, device)
+    for images, labels in batches:  # already on the device
+        with autocast(device, amp_dtype):
+            logits = model(images).float()
+        acc.update(logits, labels, nn.functional.cross_entropy(logits, labels, reduction="sum"))
+    return acc.result()
+
+
+def finite_loss(loss_sum: torch.Tensor, seen: int, epoch: int, step: int) -> float:
+    current = loss_sum.item() / max(1, seen)
+    if not torch.isfinite(torch.tensor(current)):
+        raise TrainingError(f"loss became {current} in epoch {epoch + 1} by step {step}; the last good checkpoint "
+                            "is kept. Lower --lr, use --grad-clip, or check the data")
+    return current

@@ -1,0 +1,270 @@
+"""Everything a training run needs before its first step, built and checked up front.
+
+``training_session`` turns (model, dataset, config, preprocessing) into a ``Training``: the run
+folder (named, locked, staged), device and precision, frozen parts, the input pipeline, optimizer
+and schedule, the restored state of a resumed run, the compile decision and the writer. Everything
+that can fail on user input fails here, before any file is written; a run that fails before its
+first checkpoint leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from zoo.data.dataset import ImageDataset
+from zoo.data.inputs import InputOptions, Inputs, build_inputs
+from zoo.engine import feature_cache, parts
+from zoo.engine.checkpoint import RunWriter, load_resume_state, unwrap
+from zoo.engine.config import TrainConfig
+from zoo.engine.console import log_epoch, run_output
+from zoo.engine.distributed import DistributedContext
+from zoo.errors import TrainingError
+from zoo.files import check_writable
+from zoo.runs import CONFIG, LAST, SPLIT, CheckpointMeta, RunFolder, find_run, new_run_name
+from zoo.specs import Preprocessing
+
+log = logging.getLogger("zoo.engine")
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    best_top1: float
+    best_epoch: int
+    epochs_run: int
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class Training:
+    """The state the epoch loop works on."""
+
+    cfg: TrainConfig
+    run: RunFolder
+    classes: list[str]
+    model: nn.Module  # the whole model: what checkpoints hold
+    train_model: nn.Module  # the model, or only its head on cached features; wrapped for DDP/compile
+    eval_model: nn.Module
+    inputs: Inputs
+    device: torch.device
+    amp_dtype: torch.dtype | None
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    scaler: torch.amp.GradScaler
+    criterion: nn.Module
+    frozen: list[nn.Module]
+    steps_per_epoch: int
+    loader_gen: torch.Generator
+    dist: DistributedContext
+    writer: RunWriter
+    started: float
+    start_epoch: int = 0
+    epoch: int = 0
+    best_top1: float = -1.0
+    best_epoch: int = -1
+    bad_epochs: int = 0
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+    def begin_epoch(self, epoch: int) -> None:
+        cfg = self.cfg
+        self.epoch = epoch
+        if cfg.unfreeze_at is not None and epoch >= cfg.unfreeze_at and self.frozen:
+            parts.set_frozen(self.frozen, False)
+            log.info("epoch %d: unfreezing the body (lr x %g)", epoch + 1, cfg.body_lr_scale)
+            self.frozen = []
+        torch.manual_seed(cfg.seed * 100_003 + epoch)  # augmentation and dropout: exact on resume
+        self.loader_gen.manual_seed(cfg.seed * 100_003 + epoch)
+        self.inputs.train.set_epoch(epoch)
+        if self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.device)
+
+    def end_epoch(self, epoch: int, train: dict[str, float], val: dict[str, Any]) -> bool:
+        """Record the epoch (checkpoint, metrics, epoch line); True when early stopping ends the run."""
+        row = {
+            "epoch": epoch + 1, **train, "val_loss": val["val_loss"], "val_top1": val["val_top1"],
+            "val_top5": val["val_top5"], "lr": self.optimizer.param_groups[0]["lr"],
+            "elapsed_s": time.perf_counter() - self.started,  # since fit() began: data loading and warm-up included
+            "peak_gpu_mem_mb": torch.cuda.max_memory_allocated(self.device) / 2**20 if self.device.type == "cuda" else 0.0,
+        }
+        improved = val["val_top1"] > self.best_top1
+        if improved:
+            self.best_top1, self.best_epoch, self.bad_epochs = val["val_top1"], epoch + 1, 0
+        else:
+            self.bad_epochs += 1
+        self.history.append(row)
+        if self.dist.is_main:
+            self.writer.epoch_done(self.model, self.optimizer, self.scheduler, self.scaler, row, val, improved,
+                                   self.best_top1, self.best_epoch)
+        log_epoch(row, self.cfg.epochs, improved)
+        if self.cfg.patience is not None and self.bad_epochs >= self.cfg.patience:
+            log.info("early stop: val top-1 has not improved for %d epochs", self.cfg.patience)
+            return True
+        return False
+
+    def finish(self) -> RunResult:
+        if self.dist.is_main:
+            self.writer.plots()
+        log.info("best val top-1 %.3f at epoch %d; run folder %s", self.best_top1, self.best_epoch, self.run.final)
+        return RunResult(self.run.final, self.best_top1, self.best_epoch, len(self.history), self.history)
+
+
+@contextmanager
+def training_session(model: nn.Module, dataset: ImageDataset, cfg: TrainConfig, preprocessing: Preprocessing | None,
+                     classifier: str | None, model_name: str | None, resume: str | Path | None) -> Iterator[Training]:
+    """The run folder held for the run, a checked ``Training``, and what happens when it fails."""
+    started = time.perf_counter()
+    dist = DistributedContext.from_env()
+    model_name = model_name or type(model).__name__
+    preprocessing = preprocessing or Preprocessing.for_size(cfg.image_size or 224)
+    if resume is not None:
+        run = find_run(resume)
+    else:
+        run = RunFolder(cfg.output) if cfg.output else new_run_name(model_name, dataset.name)
+    if resume is None and dist.is_main:
+        check_writable(run.final.parent, TrainingError)
+    with run_output(cfg.quiet), (run.locked() if dist.is_main else nullcontext()):
+        if dist.is_main:
+            run.clean_stale()
+        if resume is not None:
+            check_resume_matches(run, model_name, dataset, preprocessing)
+        elif dist.is_main:
+            run.check_new_target(cfg.overwrite)
+        training = prepare(model, dataset, cfg, preprocessing, classifier, model_name, run, resume is not None, dist,
+                           started)
+        try:
+            if dist.is_main:
+                start_run_files(run, cfg, dataset, staged=resume is None)
+            yield training
+        except torch.OutOfMemoryError as exc:
+            raise out_of_memory(cfg, training.epoch) from exc
+        finally:
+            if dist.is_main:
+                run.abandon_staging()  # failed before its first checkpoint: leave nothing (no-op once promoted)
+            dist.close()
+
+
+def prepare(model: nn.Module, dataset: ImageDataset, cfg: TrainConfig, preprocessing: Preprocessing,
+            classifier: str | None, model_name: str, run: RunFolder, resume: bool,
+            dist: DistributedContext, started: float) -> Training:
+    from zoo.models.api import find_classifier
+
+    device = dist.device or parts.pick_device(cfg.device)
+    amp_dtype = parts.pick_precision(cfg.precision, device)
+    head_attr, _ = find_classifier(model, (classifier or "").split(".")[0] or None)
+    classifier = classifier or head_attr
+    frozen = parts.frozen_modules(model, cfg.freeze, classifier)
+    channels_last = cfg.channels_last if cfg.channels_last is not None else device.type == "cuda"
+    loader_gen = torch.Generator()
+    options = InputOptions(cfg.batch_size, cfg.augment, cfg.cache, cfg.pipeline, cfg.workers, channels_last)
+    inputs = build_inputs(dataset, preprocessing, options, device, loader_gen, lambda s: dist.sampler(s, cfg.seed))
+    steps_per_epoch = max(1, len(inputs.train) // cfg.accumulate_steps)
+    if cfg.max_steps_per_epoch:
+        steps_per_epoch = min(steps_per_epoch, cfg.max_steps_per_epoch)
+
+    parts.set_frozen(frozen, True)
+    head, body = parts.split_head_and_body(model, classifier)
+    model.to(device, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+    optimizer = parts.build_optimizer(cfg, head, body, device)
+    scheduler = parts.build_scheduler(cfg, optimizer, steps_per_epoch)
+    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
+    progress = {"epoch": -1, "best_top1": -1.0, "best_epoch": -1}
+    if resume:
+        # a learning rate given on resume wins over the saved one (the schedule's shape is kept)
+        base_lrs = [group["lr"] for group in parts.build_optimizer(cfg, head, body, device).param_groups]
+        progress = restore(run, cfg, model, optimizer, scheduler, scaler, base_lrs)
+
+    train_model = model
+    if feature_cache.wanted(cfg, inputs.augment, dist.active):
+        shortcut = feature_cache.head_only_inputs(model, head_attr, inputs, cfg, device, amp_dtype, loader_gen)
+        if shortcut is not None:  # from here on the head alone trains and evaluates, on cached features
+            train_model, inputs = shortcut
+    eval_model = train_model
+    remaining_steps = steps_per_epoch * (cfg.epochs - progress["epoch"] - 1)
+    train_model = parts.maybe_compile(dist.wrap(train_model), cfg.compile, device, remaining_steps)
+
+    meta = CheckpointMeta(
+        model=model_name, num_classes=dataset.num_classes, classes=list(dataset.classes), preprocessing=preprocessing,
+        dataset={"name": dataset.name, "layout": dataset.layout, "eval_split": dataset.eval_split_name,
+                 "fingerprint": dataset.fingerprint()},
+        training_inputs={"augment": inputs.augment, "pipeline": inputs.pipeline}, run=run.name)
+    log.info("training %s on %s (%d classes, %d train / %d val images) on %s, %s, batch %d, %d epochs, "
+             "augment %s (%s)", model_name, dataset.name, dataset.num_classes, inputs.train_images,
+             inputs.eval_images, device, {None: "fp32"}.get(amp_dtype, str(amp_dtype).replace("torch.", "")),
+             cfg.batch_size, cfg.epochs, inputs.augment, inputs.pipeline)
+    criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+    return Training(cfg, run, list(dataset.classes), model, train_model, eval_model, inputs, device, amp_dtype,
+                    optimizer, scheduler, scaler, criterion, frozen, steps_per_epoch, loader_gen, dist,
+                    RunWriter(run, meta, cfg.optimizer), started, start_epoch=progress["epoch"] + 1,
+                    best_top1=progress["best_top1"], best_epoch=progress["best_epoch"])
+
+
+def start_run_files(run: RunFolder, cfg: TrainConfig, dataset: ImageDataset, staged: bool) -> None:
+    """Setup succeeded: the config (and zoo's split), in a staging folder for a new run."""
+    if staged:
+        run.begin_staging()
+    run.write_json(CONFIG, cfg.to_dict())
+    if dataset.split_record:
+        run.write_json(SPLIT, dataset.split_record)
+
+
+def restore(run: RunFolder, cfg: TrainConfig, model, optimizer, scheduler, scaler, base_lrs) -> dict[str, Any]:
+    """Model, optimizer, schedule and scaler state of the last finished epoch; its progress record."""
+    model_state, state, progress = load_resume_state(run.final)
+    if progress.get("optimizer", cfg.optimizer) != cfg.optimizer:
+        raise TrainingError(f"run {run.final} was trained with {progress['optimizer']}; resume it with the same "
+                            "optimizer")
+    done = progress["epoch"] + 1
+    if done >= cfg.epochs:
+        raise TrainingError(f"run {run.final} finished at epoch {done} of {done}; pass --epochs N (more than "
+                            f"{done}) to train it further")
+    unwrap(model).load_state_dict(model_state)
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    scheduler.base_lrs = base_lrs
+    if state.get("scaler"):
+        scaler.load_state_dict(state["scaler"])
+    log.info("resuming %s at epoch %d of %d", run.final, done + 1, cfg.epochs)
+    return progress
+
+
+def check_resume_matches(run: RunFolder, model_name: str, dataset: ImageDataset, preprocessing: Preprocessing) -> None:
+    """The run is continued with the model, classes, data and preprocessing it was trained with, or not at all."""
+    meta_file = run.final / f"{LAST}.json"
+    if not meta_file.is_file():
+        return  # no finished epoch: load_resume_state says so
+    saved = CheckpointMeta.load(meta_file)
+    problems = []
+    if saved.model != model_name:
+        problems.append(f"model {saved.model} (not {model_name})")
+    if saved.classes != list(dataset.classes):
+        problems.append(f"{len(saved.classes)} classes {_few(saved.classes)} (not {_few(dataset.classes)})")
+    elif saved.dataset.get("fingerprint") not in (None, dataset.fingerprint()):
+        problems.append(f"other images: the data given ({dataset.name}) is not the data the run trained and "
+                        "validated on")
+    if saved.preprocessing != preprocessing:
+        problems.append(f"input size {saved.preprocessing.input_size} / resize {saved.preprocessing.resize_size}")
+    if problems:
+        raise TrainingError(f"run {run.final} was trained with {'; '.join(problems)}; resume it with what it was "
+                            "trained with, or start a new run (nothing was changed)")
+
+
+def out_of_memory(cfg: TrainConfig, epoch: int) -> TrainingError:
+    smaller = max(1, cfg.batch_size // 2)
+    return TrainingError(
+        f"out of GPU memory in epoch {epoch + 1} at batch size {cfg.batch_size}; use --batch-size {smaller} "
+        f"with --accumulate-steps {cfg.accumulate_steps * 2} (same effective batch) or a smaller --image-size; "
+        "the last good checkpoint is kept"
+    )
+
+
+def _few(names: list[str], n: int = 3) -> str:
+    return "(" + ", ".join(names[:n]) + (", ..." if len(names) > n else "") + ")"

@@ -1,0 +1,104 @@
+"""Writing files so that nobody ever sees half of one, and the few checks that go with it.
+
+Every file zoo writes (checkpoints, metadata, metrics, exports, downloads, decoded caches) goes
+through ``atomic_target``: the bytes go to a temporary file in the same folder, are flushed to
+disk, and the file is renamed over its final name only when complete. A kill at any moment
+leaves the old file or the new one, never a mix; a full disk is one clear line.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from zoo.errors import ZooError
+
+
+class DiskFullError(ZooError):
+    """No space left while writing a file (the previous version of it is intact)."""
+
+
+def publish_mode(path: str | Path) -> None:
+    """mkstemp makes 0600 files; give finished outputs the usual permissions."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
+
+
+@contextmanager
+def atomic_target(path: str | Path, suffix: str = "") -> Iterator[Path]:
+    """A temporary path beside ``path`` to write; renamed over ``path`` if the block succeeds,
+    deleted if it fails. ``suffix`` keeps an extension libraries insist on (numpy's .npy)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix or ".tmp", dir=path.parent)
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        publish_mode(tmp)
+        yield tmp
+        _fsync(tmp)
+        os.replace(tmp, path)
+    except (OSError, RuntimeError) as exc:
+        if _is_disk_full(exc):
+            raise DiskFullError(f"no space left on device writing {path}; the previous version of it is intact, "
+                                "free some space and run again") from exc
+        raise
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    with atomic_target(path) as tmp:
+        tmp.write_bytes(data)
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode())
+
+
+def atomic_write_json(path: str | Path, obj: Any) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2) + "\n")
+
+
+def read_json(path: str | Path, what: str = "file") -> Any:
+    """JSON from a file, or one line naming the file when it is not JSON."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ZooError(f"{what} {path} is not valid JSON (line {exc.lineno}: {exc.msg}); "
+                       "it is damaged: restore it or write it again") from exc
+    except UnicodeDecodeError as exc:
+        raise ZooError(f"{what} {path} is not a text file; it is damaged: restore it or write it again") from exc
+
+
+def check_writable(folder: str | Path, error: type[ZooError], option: str = "--output") -> None:
+    """Create ``folder`` if needed and prove a file can be written there, or raise ``error`` saying so."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".write-test-", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise error(f"output folder {folder} is not writable ({exc.strerror}); choose another {option}") from exc
+
+
+def _fsync(path: Path) -> None:
+    with open(path, "rb+") as f:
+        os.fsync(f.fileno())
+
+
+def _is_disk_full(exc: BaseException) -> bool:
+    """ENOSPC as an OSError, or as torch.save reports it (a RuntimeError from its zip writer)."""
+    if isinstance(exc, OSError):
+        return exc.errno in (errno.ENOSPC, errno.EDQUOT)
+    text = str(exc)
+    return "No space left" in text or ("inline_container" in text and "write" in text.lower())

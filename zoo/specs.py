@@ -1,0 +1,240 @@
+"""What zoo knows about a model, a dataset and an image pipeline, as plain data.
+
+A leaf module: it imports nothing of zoo but the errors and no heavy library, so the registry,
+the plugins, the models and the exporters can all use these types without importing each other.
+Metadata travels with the weights as data (torchvision's ``Weights`` carry ``transforms`` and
+``meta`` the same way): checkpoints and exports carry a ``Preprocessing``, so ``zoo predict`` and
+an ONNX consumer never guess how an image becomes a tensor.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from zoo.errors import ZooError
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+INTERPOLATIONS = ("nearest", "nearest-exact", "bilinear", "bicubic")
+CROP_RATIO = 0.875  # the classic ImageNet evaluation: resize to size / 0.875, centre-crop size
+MAX_IMAGE_SIDE = 4096  # no classifier takes more; a metadata file saying 30000 is broken, not ambitious
+
+
+def resolve_callable(target: Callable[..., Any] | str) -> Callable[..., Any]:
+    """Turn ``"package.module:attr"`` into the object it names; pass callables through."""
+    if callable(target):
+        return target
+    module_name, _, attr = str(target).partition(":")
+    if not attr:
+        raise ZooError(f"factory {target!r} must look like 'package.module:function'")
+    return getattr(importlib.import_module(module_name), attr)
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """How a decoded RGB image becomes the model's input at evaluation time.
+
+    Resize so the shorter side is ``resize_size`` (the longer side scaled by the same factor and
+    truncated to an integer, as torchvision's ``Resize(int)`` does), centre-crop ``input_size``
+    squared, scale 0-255 to 0-1, subtract ``mean`` and divide by ``std`` per channel (RGB, NCHW).
+    """
+
+    input_size: int
+    resize_size: int
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+    interpolation: str = "bilinear"
+    antialias: bool = True
+    resize_rule: str = "shorter_side"
+    crop: str = "center"
+    channel_order: str = "RGB"
+    layout: str = "NCHW"
+    scale: str = "0-1 then (x - mean) / std"
+
+    @classmethod
+    def for_size(cls, size: int, **fields: Any) -> Preprocessing:
+        """The classic evaluation preset for a size: resize to size / 0.875, centre-crop size."""
+        return cls(input_size=size, resize_size=round(size / CROP_RATIO), **fields)
+
+    def to_dict(self) -> dict[str, Any]:
+        values = dataclasses.asdict(self)
+        values["mean"], values["std"] = list(self.mean), list(self.std)
+        return values
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any], source: str = "metadata") -> Preprocessing:
+        """Read and check what a checkpoint or export says (types and ranges), naming ``source`` if it is wrong."""
+        if isinstance(values, Preprocessing):
+            return values
+        if not isinstance(values, Mapping):
+            raise ZooError(f"{source}: 'preprocessing' must be an object, got {type(values).__name__}")
+        known = {f.name for f in dataclasses.fields(cls)}
+        try:
+            pre = cls(**{k: v for k, v in values.items() if k in known})
+        except TypeError as exc:
+            raise ZooError(f"{source}: 'preprocessing' lacks a field ({exc}); was it written by zoo?") from exc
+        pre.check(source)
+        return pre
+
+    def check(self, source: str = "preprocessing") -> None:
+        def bad(what: str) -> ZooError:
+            return ZooError(f"{source}: {what}; the file looks damaged, export or train it again")
+
+        for name in ("input_size", "resize_size"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_IMAGE_SIDE:
+                raise bad(f"{name} {value!r} is not a whole number of pixels from 1 to {MAX_IMAGE_SIDE}")
+        if self.resize_size < self.input_size:
+            raise bad(f"resize_size {self.resize_size} is smaller than input_size {self.input_size}")
+        for name in ("mean", "std"):
+            value = getattr(self, name)
+            if (not isinstance(value, (list, tuple)) or len(value) != 3
+                    or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)):
+                raise bad(f"{name} {value!r} is not three numbers")
+        if not all(0 < s < 1e3 for s in self.std):
+            raise bad(f"std {list(self.std)} must be positive")
+        if self.interpolation not in INTERPOLATIONS:
+            raise bad(f"interpolation {self.interpolation!r} is not one of {', '.join(INTERPOLATIONS)}")
+        if (self.resize_rule, self.crop, self.channel_order, self.layout) != ("shorter_side", "center", "RGB", "NCHW"):
+            raise bad("only shorter-side resize, centre crop, RGB and NCHW are supported")
+
+    def __post_init__(self) -> None:  # JSON gives lists; keep the dataclass hashable
+        object.__setattr__(self, "mean", tuple(self.mean) if isinstance(self.mean, list) else self.mean)
+        object.__setattr__(self, "std", tuple(self.std) if isinstance(self.std, list) else self.std)
+
+    def eval_geometry(self):
+        """torchvision.transforms.v2: PIL image or uint8 tensor -> uint8 tensor resized and centre-cropped."""
+        from torchvision.transforms import InterpolationMode, v2
+
+        return v2.Compose([
+            v2.PILToTensor(),
+            v2.Resize(self.resize_size, interpolation=InterpolationMode(self.interpolation), antialias=self.antialias),
+            v2.CenterCrop(self.input_size),
+        ])
+
+    def normalise(self):
+        """torchvision.transforms.v2: uint8 tensor -> float scaled to 0-1, minus mean, over std."""
+        import torch
+        from torchvision.transforms import v2
+
+        return v2.Compose([v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean=list(self.mean), std=list(self.std))])
+
+    def eval_transform(self):
+        """The whole evaluation pipeline (v2): PIL image or uint8 tensor -> normalised float tensor."""
+        from torchvision.transforms import v2
+
+        return v2.Compose([*self.eval_geometry().transforms, *self.normalise().transforms])
+
+
+@dataclass(frozen=True)
+class WeightsFile:
+    """Published weights: where they come from and how to check them.
+
+    ``sha256`` may be the full digest or the prefix that torchvision puts in its file names;
+    ``file_name`` defaults to the URL's last part.
+    """
+
+    url: str
+    sha256: str
+    file_name: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.file_name:
+            object.__setattr__(self, "file_name", self.url.rsplit("/", 1)[-1])
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """Everything zoo knows about a model before building it."""
+
+    name: str
+    factory: Callable[..., Any] | str  # factory(num_classes=..., **kw) -> nn.Module
+    factory_kwargs: dict[str, Any] = field(default_factory=dict)  # fixed arguments of this variant
+    source: str = "zoo"  # zoo, or the namespace prefix (tv, timm, ...)
+    family: str = ""
+    description: str = ""
+    input_size: int = 224
+    resize_size: int | None = None  # evaluation resize before the centre crop (default size / 0.875)
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+    interpolation: str = "bilinear"
+    classifier: str = "fc"  # attribute that holds the classification head
+    default_num_classes: int = 1000
+    weights: WeightsFile | None = None  # published weights loaded by weights="DEFAULT"
+    pretrained_loader: Callable[[], dict] | str | None = None  # for sources with their own hub
+    distribution: str = "zoo"
+
+    def build(self, num_classes: int, **kwargs: Any) -> Any:
+        """A randomly initialised model with a num_classes head."""
+        factory = resolve_callable(self.factory)
+        try:
+            return factory(num_classes=num_classes, **{**self.factory_kwargs, **kwargs})
+        except ZooError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a plugin's factory may fail in any way: say whose it is
+            first_line = (str(exc).splitlines() or [""])[0][:200]
+            raise ZooError(f"the factory of model {self.name!r} (from {self.distribution}) failed: "
+                           f"{type(exc).__name__}: {first_line}; report it to the plugin's authors") from exc
+
+    @property
+    def has_pretrained(self) -> bool:
+        return self.weights is not None or self.pretrained_loader is not None
+
+    def preprocessing(self, image_size: int | None = None) -> Preprocessing:
+        """The evaluation preprocessing that checkpoints and exports carry (at another size: size / 0.875)."""
+        size = image_size or self.input_size
+        common = dict(mean=tuple(self.mean), std=tuple(self.std), interpolation=self.interpolation)
+        if image_size is None and self.resize_size:
+            return Preprocessing(input_size=size, resize_size=self.resize_size, **common)
+        return Preprocessing.for_size(size, **common)
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """A named dataset: where its files come from and how to read them."""
+
+    name: str
+    factory: Callable[..., Any] | str  # factory(root: Path | None, **kw) -> zoo.data.ImageDataset
+    factory_kwargs: dict[str, Any] = field(default_factory=dict)
+    description: str = ""
+    layout: str = ""
+    num_classes: int | None = None
+    url: str = ""
+    checksum: str = ""  # "sha256:<hex>" or "md5:<hex>"
+    download_size: str = ""
+    embedded: bool = False  # needs no download at all
+    folder_names: tuple[str, ...] = ()  # folders under a data root that hold it (default: its name)
+    distribution: str = "zoo"
+
+
+@dataclass(frozen=True)
+class NamespaceInfo:
+    """A prefix such as ``tv:`` whose models another library lists and builds on demand.
+
+    ``source`` names a class (or factory) whose instance has ``names() -> list[str]`` and
+    ``info(name) -> ModelInfo``; it is imported only when a name with the prefix is used.
+    """
+
+    prefix: str
+    source: Callable[[], Any] | str
+    description: str = ""
+    distribution: str = "zoo"
+
+
+@dataclass(frozen=True)
+class Layout:
+    """One way datasets are laid out on disk: how to recognise it and how to read it.
+
+    ``detect(path) -> bool`` must be cheap (look at names, not pixels); ``read(path, *, val_ratio,
+    seed) -> ImageDataset``. Either may be a ``"module:function"`` string, imported on first use.
+    """
+
+    name: str
+    detect: Callable[..., bool] | str
+    read: Callable[..., Any] | str
+    description: str = ""
+    distribution: str = "zoo"
