@@ -6,6 +6,9 @@ import functools
 import http.server
 import os
 import threading
+import urllib.error
+import urllib.parse
+import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -26,12 +29,25 @@ def shared_data(name: str) -> Path:
 
 @pytest.fixture(autouse=True)
 def _isolated_caches(tmp_path_factory, monkeypatch):
-    """Keep every test away from the user's caches and data roots."""
+    """Keep every test away from the user's caches and data roots, and off the network."""
     cache = tmp_path_factory.mktemp("zoo-cache")
     monkeypatch.setenv("ZOO_CACHE", str(cache))
     monkeypatch.setenv("TORCH_HOME", str(cache / "torch"))
     monkeypatch.setenv("ZOO_DATA_ROOT", str(SHARED_DATA))
     monkeypatch.delenv("ZOO_DEBUG", raising=False)
+    monkeypatch.setattr(urllib.request, "urlopen", _loopback_only(urllib.request.urlopen))
+
+
+def _loopback_only(urlopen):
+    """No test may start a real download (a fresh clone without ../shared would fetch CIFAR-10)."""
+
+    def guarded(url, *args, **kwargs):
+        host = urllib.parse.urlsplit(getattr(url, "full_url", url)).hostname
+        if host not in ("127.0.0.1", "localhost"):
+            raise urllib.error.URLError(f"tests are offline: refused a download from {host}")
+        return urlopen(url, *args, **kwargs)
+
+    return guarded
 
 
 @pytest.fixture

@@ -36,6 +36,7 @@ def test_imagefolder_with_splits():
 
 
 def test_list_files_with_class_names():
+    shared_data("food20")
     ds = zoo.create_dataset("food20")
     assert ds.layout == "listfile" and len(ds.classes) == 20 and ds.classes[0] == "apple_pie"
     assert (len(ds.train), len(ds.eval)) == (10000, 2000)
@@ -43,6 +44,7 @@ def test_list_files_with_class_names():
 
 
 def test_cifar_pickles_and_tar_gz(tmp_path):
+    shared_data("cifar10")
     ds = zoo.create_dataset("cifar10")
     assert ds.layout == "cifar" and ds.classes[:2] == ["airplane", "automobile"]
     assert ds.train.images.shape == (1000, 32, 32, 3) and ds.eval_split_name == "test"

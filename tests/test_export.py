@@ -87,7 +87,7 @@ def test_predict_errors_are_one_line(trained_run, tmp_path):
     runner = CliRunner()
     result = runner.invoke(app, ["predict", str(tmp_path / "nothing.onnx"), str(tmp_path)])
     assert result.exit_code == 1
-    assert result.output == (f"error: model file {tmp_path / 'nothing.onnx'} does not exist; pass a run folder, a "
+    assert result.output == (f"error: model file {tmp_path / 'nothing.onnx'} does not exist; pass a run folder (or a run name, or latest), a "
                              ".safetensors checkpoint, a .onnx or a TorchScript .pt that `zoo export` wrote\n")
     result = runner.invoke(app, ["predict", str(trained_run), str(tmp_path / "missing.jpg")])
     assert result.exit_code == 1 and result.output.strip().endswith(f"image path {tmp_path / 'missing.jpg'} does not exist")

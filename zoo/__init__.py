@@ -34,6 +34,7 @@ _LAZY = {
     "find_run": "zoo.runs",
     "export": "zoo.exporter.api",
     "predict": "zoo.inference",
+    "evaluate": "zoo.evaluation",
     "get_registry": "zoo.registry.core",
     "cache_usage": "zoo.cache",
     "clear_cache": "zoo.cache",

@@ -49,6 +49,7 @@ FINAL_METRICS = "final_metrics.json"
 CURVES = "curves.png"
 CONFUSION = "confusion_matrix.png"
 RESUME = "resume"
+TENSORBOARD = "tensorboard"
 BEST, LAST = "best", "last"
 MAX_CLASSES = 1_000_000
 

@@ -1,8 +1,7 @@
-"""zoo export / predict."""
+"""zoo export."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import typer
@@ -36,29 +35,3 @@ def export_command(
                    f"top-1 agreement {report.get('top1_agreement', float('nan')):.3f}  "
                    f"({report.get('images', 0)} images, batch sizes {report.get('batch_sizes')})")
     typer.echo(f"report: {result.output_dir / 'parity.json'}")
-
-
-@app.command(
-    "predict",
-    short_help="Top-k labels for images   e.g. zoo predict exports/run/model.onnx photo.jpg",
-    help="Predict labels for images with a run folder, checkpoint, .onnx or TorchScript .pt; "
-    "preprocessing and class names come from the file's metadata.\n\nExample: zoo predict runs/latest img.jpg --top-k 3",
-)
-def predict_command(
-    model_file: Path = typer.Argument(..., help="run folder, .safetensors, .onnx or .pt"),
-    images: list[Path] = typer.Argument(..., help="image files or folders"),
-    top_k: int = typer.Option(5, "--top-k", "-k"),
-    as_json: bool = typer.Option(False, "--json", help="print JSON"),
-) -> None:
-    from zoo.inference import predict
-
-    results = predict(model_file, images, top_k)
-    if as_json:
-        typer.echo(json.dumps(results, indent=2))
-        return
-    for item in results:
-        if "error" in item:
-            typer.echo(f"{item['image']}: skipped ({item['error']})")
-            continue
-        best = ", ".join(f"{t['label']} {t['prob']:.3f}" for t in item["top"])
-        typer.echo(f"{item['image']}: {best}")

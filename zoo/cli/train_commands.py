@@ -18,7 +18,9 @@ NOT_OPTIONS = {"model"}  # the MODEL argument
 
 
 def config_option(f: dataclasses.Field, hint: Any) -> inspect.Parameter:
-    """One --option for a TrainConfig field; None when not given, so the config's default applies."""
+    """One --option for a TrainConfig field, with the config's default (or, where the default is worked
+    out at run time, None and a text saying how). Only options given on the command line are passed
+    on, so a --config file's values are not overridden by defaults."""
     meta = f.metadata
     flag = "--" + f.name.replace("_", "-")
     base = value_type(hint)
@@ -31,44 +33,45 @@ def config_option(f: dataclasses.Field, hint: Any) -> inspect.Parameter:
     if meta["short"]:
         decls.append(meta["short"])
     choices = meta["choices"]
+    default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+    if isinstance(default, list) or meta["shown"] or default in (None, ""):
+        default, shown = None, meta["shown"] or ("none" if isinstance(default, list) else False)
+    else:
+        shown = True
     option = typer.Option(
-        None, *decls, help=meta["help"], rich_help_panel=meta["panel"], show_default=meta["shown"] or _shown(f),
+        default, *decls, help=meta["help"], rich_help_panel=meta["panel"], show_default=shown,
         hidden=meta["hidden"], autocompletion=(lambda: list(choices)) if choices else None)
     return inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=Optional[base])
 
 
-def _shown(f: dataclasses.Field) -> str:
-    default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-    if default is False:
-        return "off"
-    if default in ([], None, ""):
-        return "none"
-    return str(default)
-
-
 def finetune_parameters() -> list[inspect.Parameter]:
     hints = typing.get_type_hints(TrainConfig)
-    extra = [
-        inspect.Parameter("model", inspect.Parameter.KEYWORD_ONLY, annotation=Optional[str],
-                          default=typer.Argument(None, help="model name (zoo list); omit with --resume or --config",
-                                                 show_default=False)),
-        inspect.Parameter("config", inspect.Parameter.KEYWORD_ONLY, annotation=Optional[Path], default=typer.Option(
+    keyword = inspect.Parameter.KEYWORD_ONLY
+    first = [
+        inspect.Parameter("ctx", keyword, annotation=typer.Context),
+        inspect.Parameter("model", keyword, annotation=Optional[str], default=typer.Argument(
+            None, metavar="MODEL", help="model name (zoo list); omit with --resume or --config", show_default=False)),
+        inspect.Parameter("config", keyword, annotation=Optional[Path], default=typer.Option(
             None, help="TOML/JSON file of these options (options given here win)", rich_help_panel=MODEL_DATA)),
-        inspect.Parameter("resume", inspect.Parameter.KEYWORD_ONLY, annotation=Optional[str], default=typer.Option(
+    ]
+    last = [
+        inspect.Parameter("resume", keyword, annotation=Optional[str], default=typer.Option(
             None, help="run folder (or 'latest') to continue from its last finished epoch", rich_help_panel=OUTPUT)),
-        inspect.Parameter("dry_run", inspect.Parameter.KEYWORD_ONLY, annotation=bool, default=typer.Option(
+        inspect.Parameter("dry_run", keyword, annotation=bool, default=typer.Option(
             False, "--dry-run", help="resolve and print everything the run would do; write nothing",
             rich_help_panel=OUTPUT)),
     ]
-    return extra + [config_option(f, hints[f.name]) for f in dataclasses.fields(TrainConfig) if f.name not in NOT_OPTIONS]
+    fields = [config_option(f, hints[f.name]) for f in dataclasses.fields(TrainConfig) if f.name not in NOT_OPTIONS]
+    return first + fields + last
 
 
 def finetune_command(**given: Any) -> None:
     from zoo.engine.api import finetune
     from zoo.errors import TrainingError
 
+    ctx = given.pop("ctx")
     model, config, resume, dry_run = (given.pop(k) for k in ("model", "config", "resume", "dry_run"))
-    options = {k: v for k, v in given.items() if v is not None}
+    options = {k: v for k, v in given.items() if v is not None and ctx.get_parameter_source(k).name != "DEFAULT"}
     if "milestones" in options:
         try:
             options["milestones"] = [int(m) for m in options["milestones"].split(",") if m.strip()]

@@ -18,7 +18,11 @@ import torch
 
 from zoo.errors import TrainingError
 from zoo.files import atomic_target, atomic_write_text
-from zoo.runs import BEST, FINAL_METRICS, LAST, CheckpointMeta, RunFolder
+from zoo.runs import BEST, FINAL_METRICS, LAST, TENSORBOARD, CheckpointMeta, RunFolder
+
+TENSORBOARD_SCALARS = {"train_loss": "loss/train", "val_loss": "loss/val", "train_top1": "top1/train",
+                       "val_top1": "top1/val", "val_top5": "top5/val", "lr": "lr", "images_per_s": "images_per_s",
+                       "data_wait_frac": "data_wait_frac"}
 
 
 def save_weights(stem: Path, model: torch.nn.Module, meta: CheckpointMeta | dict[str, Any]) -> None:
@@ -86,6 +90,7 @@ class RunWriter:
     run: RunFolder
     meta: CheckpointMeta  # the run's metadata; epoch and metrics are filled in per epoch
     optimizer_name: str
+    tensorboard: bool = False
     latest_pointed: bool = False
 
     def epoch_done(self, model, optimizer, scheduler, scaler, row: dict[str, Any], val: dict[str, Any],
@@ -109,6 +114,8 @@ class RunWriter:
         })
         if self.run.staged:  # the first checkpoint is complete: the run takes its place (and replaces an old one)
             self.run.promote()
+        if self.tensorboard:
+            write_scalars(self.run.file(TENSORBOARD), row)
         if not self.latest_pointed:  # runs/latest only ever names a run that has a checkpoint
             self.run.point_latest()
             self.latest_pointed = True
@@ -119,3 +126,23 @@ class RunWriter:
         final = self.run.file(FINAL_METRICS)
         if final.is_file():
             write_plots(self.run, self.meta.classes, json.loads(final.read_text())["confusion_matrix"])
+
+
+def write_scalars(folder: Path, row: dict[str, Any]) -> None:
+    """One epoch's scalars as a TensorBoard event file (TensorBoard reads every file in the folder)."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    writer = SummaryWriter(str(folder))
+    try:
+        for key, tag in TENSORBOARD_SCALARS.items():
+            writer.add_scalar(tag, row[key], row["epoch"])
+    finally:
+        writer.close()
+
+
+def check_tensorboard() -> None:
+    import importlib.util
+
+    if importlib.util.find_spec("tensorboard") is None:
+        raise TrainingError("--tensorboard needs the tensorboard package: pip install 'zoo[tensorboard]' "
+                            "(or drop --tensorboard)")

@@ -113,6 +113,8 @@ class TrainConfig:
     overwrite: bool = option(False, "replace a finished run in --output (the old one stays whole until the new "
                              "one's first epoch is saved)", OUTPUT)
     quiet: bool = option(False, "no progress bar or epoch lines; print only the result", OUTPUT, short="-q")
+    tensorboard: bool = option(False, "write losses, accuracies, lr and images/s per epoch to <run>/tensorboard "
+                               "(pip install 'zoo[tensorboard]')", OUTPUT)
     max_steps_per_epoch: int | None = option(None, "cut epochs short (smoke runs)", OUTPUT, low=1, hidden=True)
 
     def __post_init__(self) -> None:

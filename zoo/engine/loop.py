@@ -14,10 +14,10 @@ from zoo.data.dataset import ImageDataset
 from zoo.engine.config import TrainConfig
 from zoo.engine import parts
 from zoo.engine.parts import autocast
-from zoo.engine.console import epoch_progress
 from zoo.engine.metrics import EvalAccumulator
 from zoo.engine.setup import RunResult, Training, training_session
 from zoo.errors import TrainingError
+from zoo.progress import progress_bar
 from zoo.specs import Preprocessing
 
 
@@ -49,15 +49,16 @@ def train_one_epoch(t: Training, epoch: int) -> dict[str, float]:
     seen, step, waited, started = 0, 0, 0.0, time.perf_counter()
     t.optimizer.zero_grad(set_to_none=True)
     batches = iter(t.inputs.train)
-    with epoch_progress(f"epoch {epoch + 1}/{cfg.epochs}", t.steps_per_epoch, cfg.quiet) as progress:
+    with progress_bar(f"epoch {epoch + 1}/{cfg.epochs}", t.steps_per_epoch, not cfg.quiet) as progress:
         for micro in range(t.steps_per_epoch * cfg.accumulate_steps):
             tick = time.perf_counter()
             images, labels = next(batches)  # already on the device
             waited += time.perf_counter() - tick
             stepping = (micro + 1) % cfg.accumulate_steps == 0
-            with autocast(t.device, t.amp_dtype), (nullcontext() if stepping else t.dist.no_sync(model)):
-                logits = model(images)
-                loss = t.criterion(logits, labels)
+            with nullcontext() if stepping else t.dist.no_sync(model):  # all-reduce once, on the stepping micro-batch
+                with autocast(t.device, t.amp_dtype):
+                    logits = model(images)
+                    loss = t.criterion(logits, labels)
                 t.scaler.scale(loss / cfg.accumulate_steps).backward()
             loss_sum += loss.detach() * labels.numel()
             correct += (logits.detach().argmax(1) == labels).sum()
@@ -73,7 +74,8 @@ def train_one_epoch(t: Training, epoch: int) -> dict[str, float]:
             t.scheduler.step()
             step += 1
             if progress.due() or step == t.steps_per_epoch:  # the only host syncs: about one a second
-                progress.show(step, finite_loss(loss_sum, seen, epoch, step), seen)
+                running = finite_loss(loss_sum, seen, epoch, step)
+                progress.show(step, f"loss {running:.4f}  {seen / (time.perf_counter() - started):.0f} img/s")
     elapsed = time.perf_counter() - started
     return {"train_loss": loss_sum.item() / max(1, seen), "train_top1": correct.item() / max(1, seen),
             "images": seen, "images_per_s": seen / elapsed, "epoch_time_s": elapsed, "data_wait_frac": waited / elapsed}

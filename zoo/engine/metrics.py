@@ -66,19 +66,33 @@ def read_epochs(run_dir: Path) -> list[dict[str, Any]]:
 
 
 def write_plots(run: RunFolder, classes: list[str], confusion: list[list[int]]) -> list[Path]:
-    """curves.png (loss, accuracy, learning rate per epoch) and confusion_matrix.png (counts in the
-    cells, a colour bar), when matplotlib is installed (extra 'plots')."""
+    """curves.png (loss, accuracy, learning rate per epoch) and confusion_matrix.png, when matplotlib is
+    installed (extra 'plots')."""
+    plt = _pyplot()
+    if plt is None:
+        return []
+    curves = _save(curves_figure(plt, read_epochs(run.path)), run.file(CURVES))
+    return [curves, write_confusion_png(run.file(CONFUSION), classes, confusion)]
+
+
+def write_confusion_png(path: Path, classes: list[str], confusion: list[list[int]],
+                        title: str = "confusion matrix (validation)") -> Path | None:
+    plt = _pyplot()
+    return _save(confusion_figure(plt, classes, confusion, title), path) if plt is not None else None
+
+
+def _pyplot():
     try:
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ModuleNotFoundError:
-        return []
-    return [_curves(plt, run.path, read_epochs(run.path)), _confusion(plt, run.path, classes, confusion)]
+        return None
+    return plt
 
 
-def _curves(plt, folder: Path, rows: list[dict[str, Any]]) -> Path:
+def curves_figure(plt, rows: list[dict[str, Any]]):
     epochs = [r["epoch"] for r in rows]
     style = dict(marker="o", markersize=4)  # markers: a 1-epoch run still shows its points
     fig, (ax_loss, ax_acc, ax_lr) = plt.subplots(1, 3, figsize=(14, 4))
@@ -95,14 +109,11 @@ def _curves(plt, folder: Path, rows: list[dict[str, Any]]) -> Path:
         ax.xaxis.get_major_locator().set_params(integer=True)
     ax_loss.legend()
     ax_acc.legend()
-    path = folder / CURVES
-    fig.tight_layout()
-    _save(fig, path)
-    plt.close(fig)
-    return path
+    return fig
 
 
-def _confusion(plt, folder: Path, classes: list[str], confusion: list[list[int]]) -> Path:
+def confusion_figure(plt, classes: list[str], confusion: list[list[int]], title: str):
+    """Counts in the cells (dark text on light cells, light on dark) and a colour bar; names up to 60 classes."""
     import numpy as np
 
     matrix = np.asarray(confusion)
@@ -111,7 +122,7 @@ def _confusion(plt, folder: Path, classes: list[str], confusion: list[list[int]]
     fig, ax = plt.subplots(figsize=(side + 1.5, side))
     image = ax.imshow(matrix, cmap="Blues")
     fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="images")
-    ax.set(xlabel="predicted", ylabel="true", title="confusion matrix (validation)")
+    ax.set(xlabel="predicted", ylabel="true", title=title)
     if n <= 60:
         font = max(5, min(10, 220 // max(n, 1)))
         ax.set_xticks(range(n), [c[:18] for c in classes], rotation=90, fontsize=font)
@@ -122,13 +133,14 @@ def _confusion(plt, folder: Path, classes: list[str], confusion: list[list[int]]
                 if matrix[i, j]:
                     ax.text(j, i, str(matrix[i, j]), ha="center", va="center", fontsize=font,
                             color="white" if matrix[i, j] > threshold else "black")
-    path = folder / CONFUSION
+    return fig
+
+
+def _save(fig, path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
-    _save(fig, path)
-    plt.close(fig)
-    return path
-
-
-def _save(fig, path: Path) -> None:
     with atomic_target(path, suffix=".png") as tmp:
         fig.savefig(tmp, dpi=90)
+    plt.close(fig)
+    return path

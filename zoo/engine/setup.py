@@ -23,7 +23,7 @@ from torch import nn
 from zoo.data.dataset import ImageDataset
 from zoo.data.inputs import InputOptions, Inputs, build_inputs
 from zoo.engine import feature_cache, parts
-from zoo.engine.checkpoint import RunWriter, load_resume_state, unwrap
+from zoo.engine.checkpoint import RunWriter, check_tensorboard, load_resume_state, unwrap
 from zoo.engine.config import TrainConfig
 from zoo.engine.console import log_epoch, run_output
 from zoo.engine.distributed import DistributedContext
@@ -157,6 +157,8 @@ def prepare(model: nn.Module, dataset: ImageDataset, cfg: TrainConfig, preproces
             dist: DistributedContext, started: float) -> Training:
     from zoo.models.api import find_classifier
 
+    if cfg.tensorboard:
+        check_tensorboard()
     device = dist.device or parts.pick_device(cfg.device)
     amp_dtype = parts.pick_precision(cfg.precision, device)
     head_attr, _ = find_classifier(model, (classifier or "").split(".")[0] or None)
@@ -203,7 +205,7 @@ def prepare(model: nn.Module, dataset: ImageDataset, cfg: TrainConfig, preproces
     criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
     return Training(cfg, run, list(dataset.classes), model, train_model, eval_model, inputs, device, amp_dtype,
                     optimizer, scheduler, scaler, criterion, frozen, steps_per_epoch, loader_gen, dist,
-                    RunWriter(run, meta, cfg.optimizer), started, start_epoch=progress["epoch"] + 1,
+                    RunWriter(run, meta, cfg.optimizer, cfg.tensorboard), started, start_epoch=progress["epoch"] + 1,
                     best_top1=progress["best_top1"], best_epoch=progress["best_epoch"])
 
 
