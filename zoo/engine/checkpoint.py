@@ -43,6 +43,7 @@ def save_resume_state(run_dir: Path, model, optimizer, scheduler, scaler, progre
     resume/model.json is the checkpoint metadata with the loop's progress over it (``epoch`` is the
     0-based index of the last finished epoch, ``best_top1``, ``best_epoch``, ``optimizer``)."""
     staging = Path(tempfile.mkdtemp(prefix=".resume-", dir=run_dir))
+    os.chmod(staging, 0o777 & ~_umask())  # mkdtemp makes 0700 folders
     try:
         state = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                  "scaler": scaler.state_dict()}
@@ -58,6 +59,12 @@ def save_resume_state(run_dir: Path, model, optimizer, scheduler, scaler, progre
         shutil.rmtree(old, ignore_errors=True)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _umask() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask
 
 
 def load_resume_state(run_dir: Path) -> tuple[dict, dict, dict[str, Any]]:
