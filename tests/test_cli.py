@@ -90,6 +90,6 @@ def test_cache_info_and_clear(monkeypatch, tmp_path):
     result = runner.invoke(app, ["cache", "clear", "decoded", "nonsense"])
     assert result.exit_code == 1 and "unknown cache kind 'nonsense'" in result.output
     assert (cache / "decoded" / "a.npy").exists()  # nothing deleted when one name is wrong
-    result = runner.invoke(app, ["cache", "clear", "decoded"])
+    result = runner.invoke(app, ["cache", "clear", "decoded", "--yes"])
     assert result.exit_code == 0 and result.output == "freed 1.5 KB\n"
     assert not (cache / "decoded").exists() and os.path.exists(cache / "weights" / "w.pth")

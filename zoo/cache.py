@@ -9,14 +9,18 @@ from pathlib import Path
 from zoo.errors import ZooError
 from zoo.hub import cache_dir
 
-# sub-folder -> what it holds; all of it can be made again (downloaded or decoded)
+# sub-folder -> what it holds; all of it but "datasets" can be made again (downloaded or decoded)
 CACHE_KINDS = {
     "decoded": "decode-once image caches written by --cache disk",
     "weights": "published model weights",
     "datasets": "downloaded named datasets",
     "downloads": "dataset archives as downloaded",
     "extracted": "archives given as --data, extracted",
+    "plugins": "what each plugin registered last time (so listing does not import it)",
 }
+# What `zoo cache clear all` means: everything zoo can make again. "datasets" is where users put data
+# sets they fetched by hand (zoo's own messages tell them to), so it is cleared only when named.
+CLEAR_ALL = tuple(kind for kind in CACHE_KINDS if kind != "datasets")
 
 
 @dataclass
@@ -38,12 +42,20 @@ def cache_usage() -> list[CacheUsage]:
     return usage
 
 
-def clear_cache(kinds: list[str]) -> int:
-    """Delete the named cache folders; the bytes freed. Unknown kinds are an error before anything goes."""
-    unknown = [k for k in kinds if k not in CACHE_KINDS]
+def resolve_kinds(kinds: list[str]) -> list[str]:
+    """Kinds named on the command line; "all" is CLEAR_ALL (never "datasets" unless named too)."""
+    unknown = [k for k in kinds if k not in CACHE_KINDS and k != "all"]
     if unknown or not kinds:
         raise ZooError(f"unknown cache kind {', '.join(map(repr, unknown)) or '(none given)'}; "
-                       f"use one or more of {', '.join(CACHE_KINDS)}, or all")
+                       f"use one or more of {', '.join(CACHE_KINDS)}, or all (everything but datasets)")
+    chosen = [k for k in CLEAR_ALL if "all" in kinds] + [k for k in kinds if k != "all"]
+    return list(dict.fromkeys(chosen))
+
+
+def clear_cache(kinds: list[str]) -> int:
+    """Delete the named cache folders ("all": CLEAR_ALL); the bytes freed. Unknown kinds are an error
+    before anything goes."""
+    kinds = resolve_kinds(kinds)
     freed = 0
     for entry in cache_usage():
         if entry.kind in kinds and entry.path.is_dir():

@@ -28,12 +28,24 @@ def info_command() -> None:
                    f"({entry.description})")
 
 
-@cache_app.command("clear", help="Delete kinds of cache (all of it can be downloaded or decoded again)."
-                   "\n\nExample: zoo cache clear decoded")
+@cache_app.command("clear", help="Delete kinds of cache, after asking. 'all' is everything zoo can download or "
+                   "decode again; 'datasets' (where you may have put data sets by hand) only when named."
+                   "\n\nExamples:\n\n  zoo cache clear decoded\n\n  zoo cache clear all --yes")
 def clear_command(
-    kinds: list[str] = typer.Argument(..., help="decoded | weights | datasets | downloads | extracted | all"),
+    kinds: list[str] = typer.Argument(..., help="decoded | weights | datasets | downloads | extracted | plugins | all"),
+    yes: bool = typer.Option(False, "--yes", "-y", help="do not ask"),
 ) -> None:
-    from zoo.cache import CACHE_KINDS, clear_cache
+    import sys
 
-    freed = clear_cache(list(CACHE_KINDS) if kinds == ["all"] else kinds)
+    from zoo.cache import cache_usage, clear_cache, resolve_kinds
+
+    chosen = resolve_kinds(kinds)
+    usage = {entry.kind: entry for entry in cache_usage()}
+    listing = ", ".join(f"{k} ({_size(usage[k].bytes)})" for k in chosen)
+    if not yes:
+        if not sys.stdin.isatty():
+            raise typer.BadParameter(f"this would delete {listing}; pass --yes to clear without asking",
+                                     param_hint="--yes")
+        typer.confirm(f"delete {listing} under {usage[chosen[0]].path.parent}?", abort=True)
+    freed = clear_cache(chosen)
     typer.echo(f"freed {_size(freed)}")

@@ -95,7 +95,8 @@ def decode_rgb(path: str | Path, draft_size: tuple[int, int] | None = None) -> I
 def _sniff(path: str | Path) -> str:
     """A short guess at what a non-image file is, for the warning."""
     try:
-        head = Path(path).read_bytes()[:200]
+        with open(path, "rb") as f:
+            head = f.read(200)  # the header only: the file may be gigabytes
     except OSError:
         return "unreadable"
     if not head:

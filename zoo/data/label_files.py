@@ -60,8 +60,8 @@ def read_listfiles(root: Path, val_ratio: float = 0.2, seed: int = 0) -> ImageDa
     entries = {split: _read_list_file(root / f"{split}.txt") for split in SPLITS if (root / f"{split}.txt").is_file()}
     rows = [(label, where) for e in entries.values() for label, where in zip(e.labels, e.where)]
     top = max((label for label, _ in rows), default=-1)
+    _check_class_count(len(names) if names is not None else top + 1, len(rows), root / "train.txt")
     classes = names if names is not None else [str(i) for i in range(top + 1)]
-    _check_class_count(len(classes), len(rows), root / "train.txt")
     for label, where in rows:
         if label >= len(classes):
             raise DataError(f"{where}: label {label} is out of range: classes.txt names {len(classes)} classes "
@@ -172,9 +172,9 @@ def _label_indices(all_entries: list[_Entries], n_images: int) -> tuple[list[str
             raise DataError(f"{where}: label {json.dumps(label)} is a {type(label).__name__} but {rows[0][1]} "
                             f"gives a {kind.__name__}; use class names everywhere or indices everywhere")
     if kind is int:
-        classes = [str(i) for i in range(max(label for label, _ in rows) + 1)]
-        _check_class_count(len(classes), n_images, all_entries[0].file)
-        return classes, np.array([label for label, _ in rows], dtype=np.int64)
+        count = max(label for label, _ in rows) + 1
+        _check_class_count(count, n_images, all_entries[0].file)  # before building a name per class
+        return [str(i) for i in range(count)], np.array([label for label, _ in rows], dtype=np.int64)
     classes = sorted({label for label, _ in rows})
     index = {name: i for i, name in enumerate(classes)}
     return classes, np.array([index[label] for label, _ in rows], dtype=np.int64)

@@ -31,6 +31,7 @@ class Registry:
         self.layouts: NameTable[Layout] = NameTable("dataset layout", "`zoo data check PATH` detects it")
         self.exporters: NameTable[Any] = NameTable("export format", "`zoo export --list-formats` shows them")
         self.discover_plugins = discover_plugins
+        self.use_plugin_cache = True  # list names from plugins' recorded registrations (see plugin_cache)
         self.plugins: list[PluginRecord] = []  # one per entry point loaded
         self._loaded_groups: set[str] = set()
         self._namespace_sources: dict[str, Any] = {}
@@ -55,7 +56,7 @@ class Registry:
         self._loaded_groups.add(group)
         if not self.discover_plugins:
             return
-        self.plugins.extend(load_entry_points(self, group))
+        self.plugins.extend(load_entry_points(self, group, self.use_plugin_cache))
 
     # -- models -----------------------------------------------------------------------------------------------
     def sources(self) -> list[str]:
@@ -122,8 +123,9 @@ _REGISTRY: Registry | None = None
 
 
 def list_plugins() -> list[PluginRecord]:
-    """Load every plugin group and return one record per entry point."""
+    """Load every plugin group for real (importing each plugin) and return one record per entry point."""
     registry = get_registry()
+    registry.use_plugin_cache = False
     for group in GROUPS:
         registry.ensure_loaded(group)
     return list(registry.plugins)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from importlib.metadata import EntryPoint, entry_points
 from typing import TYPE_CHECKING
 
+import zoo.registry.plugin_cache as plugin_cache
 from zoo.plugin import PluginContext
 
 if TYPE_CHECKING:
@@ -34,6 +35,7 @@ class PluginRecord:
     value: str
     registered: dict[str, list[str]] = field(default_factory=dict)  # table -> names
     error: str | None = None
+    cached: bool = False  # registered from zoo's record of its last load, its code not imported
 
     @property
     def ok(self) -> bool:
@@ -48,16 +50,28 @@ class PluginRecord:
         return self.registered.get("datasets", [])
 
 
-def load_entry_points(registry: Registry, group: str) -> list[PluginRecord]:
+def load_entry_points(registry: Registry, group: str, use_cache: bool = True) -> list[PluginRecord]:
     """Load every entry point of a group into the registry, zoo's own first."""
     found = sorted(entry_points(group=group), key=_load_order)
-    return [load_plugin(registry, ep, group) for ep in found]
+    return [load_plugin(registry, ep, group, use_cache) for ep in found]
 
 
-def load_plugin(registry: Registry, ep: EntryPoint, group: str) -> PluginRecord:
+def load_plugin(registry: Registry, ep: EntryPoint, group: str, use_cache: bool = True) -> PluginRecord:
     distribution = ep.dist.name if ep.dist is not None else "unknown"
     record = PluginRecord(name=ep.name, group=group, distribution=distribution, value=ep.value)
     ctx = PluginContext(distribution)
+    key = plugin_cache.key_for(ep, group) if distribution != OWN_DISTRIBUTION else None
+    staged = plugin_cache.load(key) if key and use_cache else None
+    if staged is not None:  # what it registered last time, without importing its code
+        ctx.staged = staged
+        try:
+            commit(registry, ctx)
+        except Exception as exc:  # noqa: BLE001 - e.g. a name another plugin took since: load it for real
+            log.debug("cached registrations of %s not used: %s", distribution, exc)
+        else:
+            record.cached = True
+            return _registered(record, ctx)
+        ctx = PluginContext(distribution)
     try:
         register = ep.load()
         register(ctx)
@@ -71,6 +85,12 @@ def load_plugin(registry: Registry, ep: EntryPoint, group: str) -> PluginRecord:
     if record.error:
         log.warning("plugin %s from %s failed to load: %s", ep.name, distribution, record.error)
         return record
+    if key:
+        plugin_cache.store(key, ctx.staged)
+    return _registered(record, ctx)
+
+
+def _registered(record: PluginRecord, ctx: PluginContext) -> PluginRecord:
     for table, name, _ in ctx.staged:
         record.registered.setdefault(table, []).append(name)
     return record
