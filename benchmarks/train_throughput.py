@@ -86,27 +86,29 @@ def tuned_loop(name: str) -> float:
     return timed_steps(step, args.steps, warmup=10 if compile_ok else 3)
 
 
-def zoo_engine(name: str) -> tuple[float, float, float]:
+def zoo_engine(name: str) -> tuple[float, float, float, int]:
     side = zoo.model_info(name).preprocessing(args.size).resize_size
     data = register_synthetic(f"synthetic-{name}", args.batch_size * (args.steps + 1), side, NUM_CLASSES,
                               args.batch_size)
     rows = engine_epochs(name, data, image_size=args.size, epochs=3, batch_size=args.batch_size, optimizer="sgd",
                          augment="none", compile=compile_ok)
     warmup = rows[0]["epoch_time_s"] - rows[-1]["epoch_time_s"]
-    return rows[-1]["images_per_s"], warmup, rows[-1]["peak_gpu_mem_mb"]
+    graphs = [r.get("compiled_graphs", 0) for r in rows]
+    recompiles = graphs[-1] - graphs[0]  # graphs made after the first epoch: recompilations
+    return rows[-1]["images_per_s"], warmup, rows[-1]["peak_gpu_mem_mb"], recompiles
 
 
 rows = []
 for name in args.models:
     seed = seed_loop(name)
     tuned = tuned_loop(name)
-    engine, warmup, peak = zoo_engine(name)
+    engine, warmup, peak, recompiles = zoo_engine(name)
     common = {"model": name, "batch": args.batch_size, "size": args.size, "device": str(device)}
     rows.append({**common, "loop": "seed (fp32, NCHW, item per step)", "images_per_s": seed, "vs_tuned": seed / tuned,
-                 "compile_warmup_s": 0.0, "peak_mem_mb": 0.0})
+                 "compile_warmup_s": 0.0, "peak_mem_mb": 0.0, "recompiles": 0})
     rows.append({**common, "loop": "hand-tuned (bf16, channels_last, fused, compile)", "images_per_s": tuned,
-                 "vs_tuned": 1.0, "compile_warmup_s": 0.0, "peak_mem_mb": 0.0})
+                 "vs_tuned": 1.0, "compile_warmup_s": 0.0, "peak_mem_mb": 0.0, "recompiles": 0})
     rows.append({**common, "loop": "zoo engine defaults", "images_per_s": engine, "vs_tuned": engine / tuned,
-                 "compile_warmup_s": warmup, "peak_mem_mb": peak})
+                 "compile_warmup_s": warmup, "peak_mem_mb": peak, "recompiles": recompiles})
     print(f"{name}: zoo / seed = {engine / seed:.2f}x, zoo / tuned = {engine / tuned:.2f}x")
 report("train_throughput", rows, {"torch": torch.__version__, "compile": compile_ok}, smoke=args.smoke)

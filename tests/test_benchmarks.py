@@ -1,5 +1,6 @@
 """Every benchmark script runs end to end in its --smoke form and writes a table of real figures."""
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -12,8 +13,11 @@ from tests.conftest import ROOT, shared_data
 # script: (a figure every row must have above zero, rows expected, shared data it reads)
 BENCHMARKS = {
     "cli_startup": ("median_s", 3, None),
+    "cpu_train": ("images_per_s", 4, "hymenoptera"),
     "data_loading": ("images_per_s", 3, None),  # the smoke set is in memory: no disk-cache row
-    "export_latency": ("ms", 6, None),
+    # eager + 7 formats (6 without the openvino plugin) at batch 1 and 8
+    "export_latency": ("ms", 16 if importlib.util.find_spec("zoo_openvino") else 14, None),
+    "quality": ("wall_s", 8, "food20"),
     "frozen_backbone": ("epoch_s", 6, None),
     "recipes": ("train_s", 3, "hymenoptera"),
     "train_throughput": ("images_per_s", 3, None),

@@ -71,7 +71,7 @@ def test_dry_run_resolves_everything_and_writes_nothing(tmp_path, monkeypatch):
     text = result.output
     for expected in ("model          example_tinynet", "3 classes, train 288, val 72", "train: 97 92 99; val: 23 28 21",
                      "cifar, device pipeline", "trainable, ", "adamw, lr 0.001 (body 0.0001)",
-                     "cosine, 10 epochs x 9 steps", "torch.compile  off: not on CUDA", "runs/example_tinynet-example_shapes-",
+                     "10 epochs x 9 steps", "auto           augment cifar (32 px images), label smoothing 0.1", "torch.compile  off: on a CPU it does not pay back its warm-up", "runs/example_tinynet-example_shapes-",
                      "dry run: nothing was written"):
         assert expected in text, expected
     assert "randomly initialised" in text  # the frozen random backbone warning

@@ -27,9 +27,9 @@ def test_fit_trains_a_plain_torchvision_model_on_an_in_memory_dataset(tmp_path):
     torch.manual_seed(0)
     model = torchvision.models.resnet18(num_classes=3)  # not registered anywhere
     pre = Preprocessing(input_size=32, resize_size=32, mean=(0.5,) * 3, std=(0.25,) * 3)
-    result = zoo.fit(model, dataset, zoo.TrainConfig(epochs=4, batch_size=32, lr=3e-3, quiet=True, workers=0,
+    result = zoo.fit(model, dataset, zoo.TrainConfig(epochs=8, batch_size=32, lr=3e-3, quiet=True, workers=0,
                                                      output=str(tmp_path / "run")), pre)
-    assert result.best_top1 >= 0.6  # chance is 0.33; the CPU box reaches 0.9+
+    assert result.best_top1 >= 0.6  # chance is 0.33; the CPU box: 0.83 (bf16 autocast), 0.92 (fp32)
     meta = CheckpointMeta.load(tmp_path / "run" / "best.json")
     assert meta.model == "ResNet" and meta.classes == classes and meta.preprocessing == pre
     # not registered: export rebuilds nothing by name, the caller hands the module over

@@ -99,9 +99,12 @@ def _dataset_for(predictor, data: str | None, data_root: str | None):
 def _probabilities(predictor, images, batch_size: int, progress: bool) -> np.ndarray:
     from zoo.data.loader import TransformedImages, default_workers
 
-    transform = predictor.meta.preprocessing.eval_transform()
-    loader = torch.utils.data.DataLoader(TransformedImages(images, transform), batch_size=batch_size,
-                                         num_workers=default_workers(torch.device("cpu")))
+    if predictor.input == "uint8":  # the file preprocesses itself: hand it decoded images
+        loader = [([np.asarray(images.load(i)) for i in range(start, min(start + batch_size, len(images)))], None)
+                  for start in range(0, len(images), batch_size)]
+    else:
+        loader = torch.utils.data.DataLoader(TransformedImages(images, predictor.transform()), batch_size=batch_size,
+                                             num_workers=default_workers(torch.device("cpu")))
     out = []
     with progress_bar("evaluating", len(loader), progress) as bar:
         for done, (batch, _) in enumerate(loader, 1):

@@ -25,16 +25,32 @@ from zoo.runs import CheckpointMeta, find_run
 
 @dataclass
 class Predictor:
-    """Logits for a preprocessed batch, and the metadata that says how to preprocess and label."""
+    """Probabilities for a batch, and the metadata that says how to preprocess and label."""
 
-    run: Callable[[torch.Tensor], np.ndarray]  # (N, 3, H, W) float -> (N, classes) logits
+    run: Callable[[Any], np.ndarray]  # logits for a batch (see ``input``)
     meta: CheckpointMeta
     source: Path
-    kind: str  # checkpoint, onnx, torchscript, ...
+    kind: str  # checkpoint, or the export format's name
+    input: str = "tensor"  # "tensor": preprocessed (N, 3, H, W); "uint8": decoded images, preprocessing inside
+    static_batch: int | None = None
 
-    def probabilities(self, batch: torch.Tensor) -> torch.Tensor:
-        logits = torch.from_numpy(np.asarray(self.run(batch), dtype=np.float32))
-        return torch.softmax(logits, dim=1)
+    def probabilities(self, batch) -> torch.Tensor:
+        if self.input == "uint8":  # one decoded image at a time: images differ in size
+            logits = np.concatenate([np.asarray(self.run(np.asarray(image)[None])) for image in batch])
+        elif self.static_batch:
+            from zoo.exporter.formats import LoadedExport
+            from zoo.exporter.parity import run_batches
+
+            logits = run_batches(LoadedExport(self.run, self.meta, static_batch=self.static_batch), batch, len(batch))
+        else:
+            logits = self.run(batch)
+        return torch.softmax(torch.from_numpy(np.asarray(logits, dtype=np.float32)), dim=1)
+
+    def transform(self):
+        """What predict applies to each decoded image: nothing for a file that preprocesses itself."""
+        if self.input == "uint8":
+            return lambda image: np.asarray(image)
+        return self.meta.preprocessing.eval_transform()
 
 
 def resolve_model_file(model_file: str | Path) -> Path:
@@ -50,42 +66,26 @@ def resolve_model_file(model_file: str | Path) -> Path:
 
 
 def load_predictor(model_file: str | Path, device: str = "auto") -> Predictor:
-    """A Predictor for any file zoo writes: run folder, checkpoint, .onnx, TorchScript .pt."""
+    """A Predictor for any file zoo writes: run folder, checkpoint, or an export of any registered format."""
+    from zoo.exporter.formats import format_for_path
+
     path = resolve_model_file(model_file)
-    if path.suffix == ".onnx":
-        import onnx
-
-        from zoo.exporter.parity import onnx_runner
-
-        try:
-            props = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
-        except Exception as exc:  # noqa: BLE001 - protobuf raises its own DecodeError for a damaged file
-            raise ZooError(f"{path} is not a readable ONNX model ({type(exc).__name__}); export it again") from exc
-        if "zoo.meta" not in props:
-            raise ZooError(f"{path} has no zoo metadata (zoo.meta); export it with `zoo export`")
-        meta = CheckpointMeta.from_dict(json.loads(props["zoo.meta"]), f"metadata of {path}")
-        return Predictor(onnx_runner(path), meta, path, "onnx")
-    if path.suffix == ".pt":
-        from zoo.exporter.parity import load_torchscript, torchscript_runner
-
-        files = {"zoo.json": ""}
-        try:
-            module = load_torchscript(path, files)
-        except Exception as exc:  # noqa: BLE001 - torch.jit.load fails in many ways on a damaged file
-            raise ZooError(f"{path} is not a readable TorchScript model ({type(exc).__name__}); export it again") from exc
-        if not files["zoo.json"]:
-            raise ZooError(f"{path} has no zoo metadata (zoo.json); export it with `zoo export`")
-        meta = CheckpointMeta.from_dict(json.loads(files["zoo.json"]), f"metadata of {path}")
-        return Predictor(torchscript_runner(module), meta, path, "torchscript")
+    fmt = format_for_path(path) if path.is_file() and path.suffix != ".safetensors" else None
+    if fmt is not None:
+        loaded = fmt.load(path)
+        return Predictor(loaded.run, loaded.meta, path, fmt.name, loaded.input, loaded.static_batch)
+    if path.is_file() and path.suffix != ".safetensors":
+        raise ZooError(f"{path} is no file zoo knows: pass a run folder, a .safetensors checkpoint or a file "
+                       "`zoo export` wrote (`zoo export --list-formats` shows them)")
     return _checkpoint_predictor(path, device)
 
 
 def _checkpoint_predictor(path: Path, device: str) -> Predictor:
+    """A run folder or .safetensors: the model rebuilt from the registry, on ``device``."""
     from zoo.engine.parts import pick_device
     from zoo.exporter.loading import load_checkpoint
 
-    loaded = load_checkpoint(checkpoint=path) if path.suffix == ".safetensors" or path.is_dir() else \
-        load_checkpoint(run=path)
+    loaded = load_checkpoint(checkpoint=path)
     target = pick_device(device)
     model = loaded.model.to(target)
 
@@ -144,14 +144,15 @@ def predict(model_file: str | Path, images: list[str | Path] | str | Path, top_k
         raise ZooError(f"--batch-size {batch_size} must be at least 1")
     classes = predictor.meta.classes
     results: list[dict[str, Any]] = [{}] * len(files)
-    for chunk in decoded_batches(files, predictor.meta.preprocessing.eval_transform(), batch_size):
-        good = [(i, x) for i, x in chunk if isinstance(x, torch.Tensor)]
+    for chunk in decoded_batches(files, predictor.transform(), batch_size):
+        good = [(i, x) for i, x in chunk if not isinstance(x, str)]
         for i, reason in chunk:
-            if not isinstance(reason, torch.Tensor):
+            if isinstance(reason, str):
                 results[i] = {"image": str(files[i]), "error": reason, "top": []}
         if not good:
             continue
-        probs = predictor.probabilities(torch.stack([x for _, x in good]))
+        inputs = [x for _, x in good] if predictor.input == "uint8" else torch.stack([x for _, x in good])
+        probs = predictor.probabilities(inputs)
         values, indices = probs.topk(min(top_k, probs.shape[1]), dim=1)
         for (i, _), vals, idxs in zip(good, values.tolist(), indices.tolist()):
             results[i] = {"image": str(files[i]), "top": [

@@ -107,12 +107,18 @@ class Preprocessing:
         object.__setattr__(self, "std", tuple(self.std) if isinstance(self.std, list) else self.std)
 
     def eval_geometry(self):
-        """torchvision.transforms.v2: PIL image or uint8 tensor -> uint8 tensor resized and centre-cropped."""
+        """torchvision.transforms.v2: PIL image or uint8 tensor -> uint8 tensor resized (in float, rounded to
+        whole levels) and centre-cropped."""
+        import torch
         from torchvision.transforms import InterpolationMode, v2
+
+        from zoo.imageops import RoundToUint8
 
         return v2.Compose([
             v2.PILToTensor(),
+            v2.ToDtype(torch.float32, scale=False),
             v2.Resize(self.resize_size, interpolation=InterpolationMode(self.interpolation), antialias=self.antialias),
+            RoundToUint8(),
             v2.CenterCrop(self.input_size),
         ])
 

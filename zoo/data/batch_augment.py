@@ -18,7 +18,7 @@ import math
 import torch
 from torch.nn import functional as F
 
-from zoo.data.transforms import resolve_preset
+from zoo.data.transforms import CROP_SCALE, resolve_preset
 from zoo.specs import Preprocessing
 
 _GRAY = (0.299, 0.587, 0.114)  # the ITU-R 601 weights torchvision uses for rgb_to_grayscale
@@ -55,8 +55,8 @@ class BatchAugment:
         flip_x = torch.where(torch.rand(n) < 0.5, -1.0, 1.0)
         flip_y = torch.ones(n)
         angle = torch.zeros(n)
-        if self.preset == "light":  # RandomResizedCrop(scale=(0.08, 1), ratio=(3/4, 4/3)) + horizontal flip
-            area = torch.empty(n).uniform_(0.08, 1.0)
+        if self.preset in CROP_SCALE:  # RandomResizedCrop(scale, ratio=(3/4, 4/3)) + horizontal flip
+            area = torch.empty(n).uniform_(*CROP_SCALE[self.preset])
             ratio = torch.exp(torch.empty(n).uniform_(math.log(3 / 4), math.log(4 / 3)))
             width, height = (area * ratio).sqrt().clamp(max=1.0), (area / ratio).sqrt().clamp(max=1.0)
             center_x = (torch.rand(n) * 2 - 1) * (1 - width)

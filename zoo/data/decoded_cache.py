@@ -27,7 +27,7 @@ from zoo.specs import Preprocessing
 log = logging.getLogger("zoo.data")
 
 CACHE_BUDGET_BYTES = 4 << 30  # the in-memory cache is used automatically below this size
-_FORMAT = "zoo-decoded-v1"  # part of the disk key: change it when the resize/crop below changes
+_FORMAT = "zoo-decoded-v2"  # part of the disk key: change it when the resize/crop below changes
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -52,6 +52,12 @@ def build_inputs(dataset: ImageDataset, preprocessing: Preprocessing, options: I
     ``sampler_for(dataset)`` gives a DistributedSampler under torchrun, else None.
     """
     opts, channels_last = options, options.channels_last
+    if opts.pipeline == "gpu-decode":
+        if all(isinstance(dataset.splits[s], FileImages) for s in ("train", dataset.eval_split_name)):
+            return _gpu_decode_inputs(dataset, preprocessing, opts, device, generator, sampler_for)
+        log.info("--pipeline gpu-decode reads image files; %s is in memory, so it is augmented on the device",
+                 dataset.name)
+        opts = replace(opts, pipeline="device")
     if opts.pipeline == "device" and opts.cache == "none":
         raise DataError("--pipeline device augments the decode-once cache; drop --cache none or use --pipeline workers")
     train_spec, eval_spec = CacheSpec.for_training(preprocessing), CacheSpec.for_evaluation(preprocessing)
@@ -91,9 +97,33 @@ def build_inputs(dataset: ImageDataset, preprocessing: Preprocessing, options: I
                   len(train_set), len(eval_set), augment, "workers", plain_train)
 
 
+def _gpu_decode_inputs(dataset: ImageDataset, preprocessing: Preprocessing, opts: InputOptions,
+                       device: torch.device, generator: torch.Generator, sampler_for) -> Inputs:
+    """No cache: workers read bytes, the GPU decodes and augments (zoo/data/gpu_decode.py)."""
+    from zoo.data.batch_augment import BatchAugment
+    from zoo.data.gpu_decode import GpuDecodeBatches
+
+    augment = resolve_preset(opts.augment, preprocessing.input_size)
+    workers = opts.workers if opts.workers is not None else default_workers(device)
+    side, train_source, eval_source = preprocessing.resize_size, dataset.train, dataset.eval
+    plain = BatchAugment(preprocessing, augment, train=False)  # the centre crop to the input size, then scaling
+    common = dict(batch_size=opts.batch_size, device=device, workers=workers, channels_last=opts.channels_last)
+    train = GpuDecodeBatches(train_source, side, BatchAugment(preprocessing, augment), shuffle=True,
+                             generator=generator, sampler=sampler_for(train_source),
+                             drop_last=len(train_source) > opts.batch_size, **common)
+    evals = GpuDecodeBatches(eval_source, side, plain, shuffle=False, **common)
+
+    def plain_train():
+        return GpuDecodeBatches(train_source, side, plain, shuffle=False, **common)
+
+    return Inputs(train, evals, len(train_source), len(eval_source), augment, "gpu-decode", plain_train)
+
+
 def plan_storage(dataset: ImageDataset, preprocessing: Preprocessing, options: InputOptions) -> tuple[str, str]:
     """(where the train split's pixels will live: "memory", "disk" or "files"; the pipeline: "device" or
     "workers"), decided as build_inputs decides, without decoding anything."""
+    if options.pipeline == "gpu-decode" and isinstance(dataset.train, FileImages):
+        return "files", "gpu-decode"
     spec = CacheSpec.for_training(preprocessing)
     stored = _storage(options, dataset.train, spec, force=options.pipeline == "device")
     return stored, "device" if use_device_pipeline(options.pipeline, stored) else "workers"

@@ -11,7 +11,11 @@ from torchvision.transforms import InterpolationMode, v2
 from zoo.errors import DataError
 from zoo.specs import Preprocessing
 
-PRESETS = ("auto", "none", "light", "strong", "cifar")
+PRESETS = ("auto", "none", "medium", "light", "strong", "cifar")
+# RandomResizedCrop's area range per preset: "light" is ImageNet's (0.08, 1), made for long runs on a
+# million images; "medium" keeps at least a third of the image, which short runs on a few thousand
+# images from scratch can still fit (benchmarks/quality.py).
+CROP_SCALE = {"light": (0.08, 1.0), "medium": (0.35, 1.0)}
 
 
 def resolve_preset(preset: str, input_size: int) -> str:
@@ -42,8 +46,9 @@ def train_transform(pre: Preprocessing, preset: str) -> v2.Compose:
     preset = resolve_preset(preset, size)
     if preset == "none":
         return eval_transform(pre)
-    if preset == "light":
-        ops = [v2.RandomResizedCrop(size, interpolation=interp, antialias=True), v2.RandomHorizontalFlip()]
+    if preset in CROP_SCALE:
+        ops = [v2.RandomResizedCrop(size, scale=CROP_SCALE[preset], interpolation=interp, antialias=True),
+               v2.RandomHorizontalFlip()]
     elif preset == "cifar":
         ops = [v2.Resize(size, interpolation=interp, antialias=True), v2.CenterCrop(size),
                v2.RandomCrop(size, padding=size // 8, padding_mode="reflect"), v2.RandomHorizontalFlip()]

@@ -23,9 +23,9 @@ OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULERS = ("cosine", "step", "multistep", "onecycle", "none")
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
 CACHE_MODES = ("auto", "memory", "disk", "none")
-PIPELINES = ("auto", "workers", "device")
+PIPELINES = ("auto", "workers", "device", "gpu-decode")
 FEATURE_CACHE = ("auto", "off")
-AUGMENTS = ("auto", "none", "light", "strong", "cifar")
+AUGMENTS = ("auto", "none", "medium", "light", "strong", "cifar")
 DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 FREEZE_PATTERN = re.compile(r"^(none|backbone|\d+)$")
 
@@ -73,7 +73,8 @@ class TrainConfig:
     weight_decay: float = option(1e-4, "weight decay", OPTIMISATION, low=0, high=10)
     momentum: float = option(0.9, "sgd momentum", OPTIMISATION, low=0, below=1)
     nesterov: bool = option(False, "Nesterov momentum (sgd)", OPTIMISATION)
-    label_smoothing: float = option(0.0, "label smoothing of the cross-entropy loss", OPTIMISATION, low=0, below=1)
+    label_smoothing: float | None = option(None, "label smoothing of the cross-entropy loss", OPTIMISATION, low=0,
+                                           below=1, shown="auto: 0.1")
     accumulate_steps: int = option(1, "micro-batches per optimizer step (same effective batch, less memory)",
                                    OPTIMISATION, low=1, high=1024)
     grad_clip: float | None = option(None, "clip the gradient norm to this", OPTIMISATION, above=0, shown="off")
@@ -82,7 +83,8 @@ class TrainConfig:
     seed: int = option(0, "seed of initial weights, split, order and augmentation", OPTIMISATION, low=0, high=2**31 - 1)
 
     scheduler: str = option("cosine", "cosine | step | multistep | onecycle | none", SCHEDULE, choices=SCHEDULERS)
-    warmup_epochs: float = option(0.0, "linear warmup, in epochs", SCHEDULE, low=0, high=10_000)
+    warmup_epochs: float | None = option(None, "linear warmup, in epochs", SCHEDULE, low=0, high=10_000,
+                                         shown="auto: 5 % of the epochs, at most 2")
     warmup_steps: int = option(0, "linear warmup, in steps (wins over --warmup-epochs)", SCHEDULE, low=0)
     step_size: int = option(7, "epochs between decays (step)", SCHEDULE, low=1)
     gamma: float = option(0.1, "decay factor (step, multistep)", SCHEDULE, above=0, high=1)
@@ -90,12 +92,13 @@ class TrainConfig:
     patience: int | None = option(None, "stop when val top-1 has not improved for this many epochs", SCHEDULE, low=1,
                                   shown="off")
 
-    augment: str = option("auto", "auto | none | light | strong | cifar", PIPELINE, choices=AUGMENTS,
-                          shown="auto: cifar at <= 64 px, light above")
+    augment: str = option("auto", "auto | none | medium | light | strong | cifar", PIPELINE, choices=AUGMENTS,
+                          shown="auto: cifar at <= 64 px, else by run (see the start-up line)")
     cache: str = option("auto", "decode-once image cache: auto | memory | disk (kept under ~/.cache/zoo/decoded and "
                         "reused) | none", PIPELINE, choices=CACHE_MODES, shown="auto: in memory when it fits 4 GB")
-    pipeline: str = option("auto", "augment per image in DataLoader workers, or whole cached batches on the device: "
-                           "auto | workers | device", PIPELINE, choices=PIPELINES, shown="auto: device when cached")
+    pipeline: str = option("auto", "augment per image in DataLoader workers, or whole cached batches on the device, "
+                           "or (no cache) decode JPEGs on the GPU and augment there: auto | workers | device | "
+                           "gpu-decode", PIPELINE, choices=PIPELINES, shown="auto: device when cached")
     feature_cache: str = option("auto", "head-only training without augmentation computes backbone features once: "
                                 "auto | off", PIPELINE, choices=FEATURE_CACHE)
     workers: int | None = option(None, "DataLoader worker processes", PIPELINE, low=0, high=256,
@@ -104,10 +107,10 @@ class TrainConfig:
     device: str = option("auto", "auto | cpu | cuda | cuda:N | mps", HARDWARE, pattern=DEVICE_PATTERN,
                          shown="auto: cuda > mps > cpu")
     precision: str = option("auto", "auto | bf16 | fp16 | fp32", HARDWARE, choices=PRECISIONS,
-                            shown="auto: bf16 on CUDA, fp32 elsewhere")
-    channels_last: bool | None = option(None, "channels-last memory format", HARDWARE, shown="on for CUDA")
+                            shown="auto: bf16 on CUDA and on CPUs with native bf16, fp32 elsewhere")
+    channels_last: bool | None = option(None, "channels-last memory format", HARDWARE, shown="on for CUDA and CPU")
     compile: bool | None = option(None, "torch.compile the model", HARDWARE,
-                                  shown="on for CUDA runs long enough to repay the warm-up")
+                                  shown="on for CUDA runs long enough to repay the warm-up, off on CPU")
 
     output: str | None = option(None, "run folder", OUTPUT, short="-o", shown="runs/<model>-<data>-<time>")
     overwrite: bool = option(False, "replace a finished run in --output (the old one stays whole until the new "

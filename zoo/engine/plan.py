@@ -13,6 +13,7 @@ from zoo.data.inputs import InputOptions, plan_storage
 from zoo.data.transforms import resolve_preset
 from zoo.engine import feature_cache, parts
 from zoo.engine.config import TrainConfig
+from zoo.engine.defaults import resolve_defaults
 from zoo.runs import RunFolder, find_run, new_run_name
 from zoo.specs import Preprocessing
 
@@ -45,6 +46,7 @@ class RunPlan:
     feature_cache: bool
     output: str
     resume: bool
+    auto: str  # what `auto` options resolved to
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -65,6 +67,7 @@ class RunPlan:
             ("schedule", f"{self.schedule}, {self.epochs} epochs x {self.steps_per_epoch} steps"),
             ("device", f"{self.device}, {self.precision}, channels_last {'on' if self.channels_last else 'off'}"),
             ("torch.compile", self.compile),
+            ("auto", self.auto),
             ("run folder", f"{self.output}{' (resumed)' if self.resume else ''}"),
         ]
         return "\n".join(f"{key:<14} {value}" for key, value in rows) + "\n(dry run: nothing was written)"
@@ -72,6 +75,7 @@ class RunPlan:
 
 def plan_run(model: nn.Module, dataset: ImageDataset, cfg: TrainConfig, preprocessing: Preprocessing,
              classifier: str, model_name: str, resume: str | Path | None) -> RunPlan:
+    cfg, chosen = resolve_defaults(cfg, preprocessing.input_size)
     if resume is not None:
         run = find_run(resume)
     else:
@@ -79,7 +83,7 @@ def plan_run(model: nn.Module, dataset: ImageDataset, cfg: TrainConfig, preproce
         run.check_new_target(cfg.overwrite)
     device = parts.pick_device(cfg.device)
     amp_dtype = parts.pick_precision(cfg.precision, device)
-    channels_last = cfg.channels_last if cfg.channels_last is not None else device.type == "cuda"
+    channels_last = cfg.channels_last if cfg.channels_last is not None else parts.channels_last_default(device)
     frozen = parts.frozen_modules(model, cfg.freeze, classifier)
     frozen_ids = {id(p) for m in frozen for p in m.parameters()}
     frozen_count = sum(p.numel() for p in model.parameters() if id(p) in frozen_ids)
@@ -102,7 +106,7 @@ def plan_run(model: nn.Module, dataset: ImageDataset, cfg: TrainConfig, preproce
         trainable_parameters=sum(p.numel() for p in model.parameters()) - frozen_count, frozen_parameters=frozen_count,
         optimizer=cfg.optimizer, lr=lr, body_lr=lr * cfg.body_lr_scale if cfg.freeze != "none" else lr,
         weight_decay=cfg.weight_decay, schedule=schedule, epochs=cfg.epochs, steps_per_epoch=steps,
-        device=str(device), precision={None: "fp32"}.get(amp_dtype, str(amp_dtype).replace("torch.", "")),
+        device=str(device), precision=parts.precision_name(amp_dtype),
         channels_last=channels_last, compile=compile_reason,
         feature_cache=feature_cache.wanted(cfg, augment, distributed=False), output=str(run.final),
-        resume=resume is not None)
+        resume=resume is not None, auto=", ".join(chosen) or "none")

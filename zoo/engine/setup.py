@@ -26,6 +26,7 @@ from zoo.engine import feature_cache, parts
 from zoo.engine.checkpoint import RunWriter, check_tensorboard, load_resume_state, unwrap
 from zoo.engine.config import TrainConfig
 from zoo.engine.console import log_epoch, run_output
+from zoo.engine.defaults import resolve_defaults
 from zoo.engine.distributed import DistributedContext
 from zoo.errors import TrainingError
 from zoo.files import check_writable
@@ -95,6 +96,8 @@ class Training:
             "elapsed_s": time.perf_counter() - self.started,  # since fit() began: data loading and warm-up included
             "peak_gpu_mem_mb": torch.cuda.max_memory_allocated(self.device) / 2**20 if self.device.type == "cuda" else 0.0,
         }
+        if self.train_model is not self.eval_model and hasattr(self.train_model, "_orig_mod"):
+            row["compiled_graphs"] = parts.compiled_graphs()  # more after the first epoch means recompiles
         improved = val["val_top1"] > self.best_top1
         if improved:
             self.best_top1, self.best_epoch, self.bad_epochs = val["val_top1"], epoch + 1, 0
@@ -125,6 +128,7 @@ def training_session(model: nn.Module, dataset: ImageDataset, cfg: TrainConfig, 
     dist = DistributedContext.from_env()
     model_name = model_name or type(model).__name__
     preprocessing = preprocessing or Preprocessing.for_size(cfg.image_size or 224)
+    cfg, chosen = resolve_defaults(cfg, preprocessing.input_size)
     if resume is not None:
         run = find_run(resume)
     else:
@@ -138,6 +142,8 @@ def training_session(model: nn.Module, dataset: ImageDataset, cfg: TrainConfig, 
             check_resume_matches(run, model_name, dataset, preprocessing)
         elif dist.is_main:
             run.check_new_target(cfg.overwrite)
+        if chosen:
+            log.info("auto: %s", ", ".join(chosen))
         training = prepare(model, dataset, cfg, preprocessing, classifier, model_name, run, resume is not None, dist,
                            started)
         try:
@@ -160,11 +166,11 @@ def prepare(model: nn.Module, dataset: ImageDataset, cfg: TrainConfig, preproces
     if cfg.tensorboard:
         check_tensorboard()
     device = dist.device or parts.pick_device(cfg.device)
-    amp_dtype = parts.pick_precision(cfg.precision, device)
+    amp_dtype, precision_reason = parts.precision_decision(cfg.precision, device)
     head_attr, _ = find_classifier(model, (classifier or "").split(".")[0] or None)
     classifier = classifier or head_attr
     frozen = parts.frozen_modules(model, cfg.freeze, classifier)
-    channels_last = cfg.channels_last if cfg.channels_last is not None else device.type == "cuda"
+    channels_last = cfg.channels_last if cfg.channels_last is not None else parts.channels_last_default(device)
     loader_gen = torch.Generator()
     options = InputOptions(cfg.batch_size, cfg.augment, cfg.cache, cfg.pipeline, cfg.workers, channels_last)
     inputs = build_inputs(dataset, preprocessing, options, device, loader_gen, lambda s: dist.sampler(s, cfg.seed))
@@ -198,10 +204,10 @@ def prepare(model: nn.Module, dataset: ImageDataset, cfg: TrainConfig, preproces
         dataset={"name": dataset.name, "layout": dataset.layout, "eval_split": dataset.eval_split_name,
                  "fingerprint": dataset.fingerprint()},
         training_inputs={"augment": inputs.augment, "pipeline": inputs.pipeline}, run=run.name)
-    log.info("training %s on %s (%d classes, %d train / %d val images) on %s, %s, batch %d, %d epochs, "
+    log.info("training %s on %s (%d classes, %d train / %d val images) on %s, %s (%s), %s, batch %d, %d epochs, "
              "augment %s (%s)", model_name, dataset.name, dataset.num_classes, inputs.train_images,
-             inputs.eval_images, device, {None: "fp32"}.get(amp_dtype, str(amp_dtype).replace("torch.", "")),
-             cfg.batch_size, cfg.epochs, inputs.augment, inputs.pipeline)
+             inputs.eval_images, device, parts.precision_name(amp_dtype), precision_reason,
+             "channels_last" if channels_last else "NCHW", cfg.batch_size, cfg.epochs, inputs.augment, inputs.pipeline)
     criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
     return Training(cfg, run, list(dataset.classes), model, train_model, eval_model, inputs, device, amp_dtype,
                     optimizer, scheduler, scaler, criterion, frozen, steps_per_epoch, loader_gen, dist,

@@ -1,1 +1,1 @@
-"""Export to ONNX and TorchScript, with a parity gate against eager PyTorch on real images."""
+"""Export to ONNX, int8 ONNX, pt2 and TorchScript (and formats plugins add), each proven by a parity gate."""

@@ -1,0 +1,44 @@
+"""`auto` options resolved to concrete values before a run starts: printed in one line and saved in
+config.json, so a run's folder says exactly what trained it.
+
+The choices come from benchmarks/quality.py (seed recipes vs zoo's defaults, same epochs):
+  augment          cifar (pad-crop + flip) at <= 64 px. Above that, a run from scratch shorter than
+                   SHORT_RUN epochs gets "medium" (RandomResizedCrop keeping >= 35 % of the image):
+                   ImageNet's crop ("light", 8-100 %) is made for hundreds of epochs on a million
+                   images and keeps a few thousand images from being fitted in 30 epochs. Fine-tuning
+                   published weights and long runs get "light".
+  label_smoothing  LABEL_SMOOTHING: softer targets, better calibrated and usually a point or two better.
+  warmup_epochs    a short linear warmup (WARMUP share of the run, at most WARMUP_MAX epochs): AdamW's
+                   first steps from random init are the least stable.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from zoo.engine.config import TrainConfig
+
+SHORT_RUN = 100  # epochs
+LABEL_SMOOTHING = 0.1
+WARMUP, WARMUP_MAX = 0.05, 2.0  # share of the epochs, cap in epochs
+
+
+def resolve_defaults(cfg: TrainConfig, image_size: int) -> tuple[TrainConfig, list[str]]:
+    """(the config with every `auto` made concrete, one phrase per value chosen)."""
+    changes, said = {}, []
+    from_scratch = str(cfg.weights or "").lower() in ("", "none")
+    if cfg.augment == "auto":
+        if image_size <= 64:
+            changes["augment"], why = "cifar", f"{image_size} px images"
+        elif from_scratch and cfg.epochs < SHORT_RUN:
+            changes["augment"], why = "medium", f"from scratch, {cfg.epochs} epochs"
+        else:
+            changes["augment"], why = "light", "fine-tuning weights" if not from_scratch else f"{cfg.epochs} epochs"
+        said.append(f"augment {changes['augment']} ({why})")
+    if cfg.label_smoothing is None:
+        changes["label_smoothing"] = LABEL_SMOOTHING
+        said.append(f"label smoothing {LABEL_SMOOTHING}")
+    if cfg.warmup_epochs is None:
+        changes["warmup_epochs"] = 0.0 if cfg.warmup_steps else round(min(WARMUP_MAX, WARMUP * cfg.epochs), 2)
+        said.append(f"warmup {changes['warmup_epochs']:g} epochs")
+    return replace(cfg, **changes), said

@@ -1,0 +1,135 @@
+"""ONNX: torch.onnx's dynamo exporter (the TorchScript-based one as a named fallback), checked with
+onnx.checker, labelled with the whole preprocessing, run by onnxruntime. With ``embed_preprocessing``
+the graph takes decoded uint8 images of any size and preprocesses them itself."""
+
+from __future__ import annotations
+
+import json
+import logging
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from zoo.errors import ExportError, ZooError
+from zoo.exporter.formats import ExportFormat, ExportOptions, LoadedExport, temp_path
+from zoo.runs import CheckpointMeta
+
+log = logging.getLogger("zoo.export")
+
+
+class OnnxFormat(ExportFormat):
+    name = "onnx"
+    file_name = "model.onnx"
+    description = "ONNX (fp32), run by onnxruntime; --embed-preprocessing takes decoded uint8 images"
+    requires = ("onnx", "onnxruntime")
+
+    def path_in(self, folder: Path, options: ExportOptions) -> Path:
+        return folder / ("model-uint8.onnx" if options.embed_preprocessing else self.file_name)
+
+    def export(self, model, path: Path, example, meta: CheckpointMeta, options: ExportOptions) -> dict[str, Any]:
+        with temp_path(path) as tmp:
+            info = write_onnx(model, tmp, example, meta, options)
+        return info
+
+    def load(self, path: Path) -> LoadedExport:
+        return load_onnx(path)
+
+    def recognises(self, path: Path) -> bool:
+        return path.suffix == ".onnx"
+
+
+def write_onnx(model, path: Path, example, meta: CheckpointMeta, options: ExportOptions) -> dict[str, Any]:
+    """Export to ``path``, label it, check it; what was done, for model.json."""
+    import onnx
+
+    from zoo.exporter.metadata import metadata_props
+
+    module, example, dynamic, names = _traced_inputs(model, example, meta, options)
+    exporter, first_error = "dynamo", None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(module, (example,), str(path), dynamo=True, opset_version=options.opset,
+                              input_names=[names[0]], output_names=["logits"], dynamic_shapes=dynamic,
+                              external_data=False, verbose=False)
+    except Exception as exc:  # noqa: BLE001 - the dynamo exporter fails in many ways; fall back and say so
+        if options.embed_preprocessing:  # the fallback would bake one image size into the graph
+            raise ExportError(f"ONNX export of {meta.model} with embedded preprocessing failed: {_first(exc)}") from exc
+        first_error = _first(exc)
+        log.warning("dynamo ONNX export failed (%s); using the TorchScript-based exporter", first_error)
+        exporter = "torchscript"
+        _export_torchscript_based(module, example, path, meta, options)
+    proto = onnx.load(str(path))
+    for key, value in metadata_props(meta, options.embed_preprocessing).items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+    try:
+        onnx.checker.check_model(proto)
+    except onnx.checker.ValidationError as exc:
+        raise ExportError(f"exported ONNX model failed onnx.checker: {str(exc).splitlines()[0]}") from exc
+    onnx.save(proto, str(path))
+    return {"exporter": exporter, "opset": proto.opset_import[0].version, "fallback_reason": first_error,
+            "dynamic_batch": options.dynamic_batch, "embedded_preprocessing": options.embed_preprocessing,
+            "input": names[0]}
+
+
+def _traced_inputs(model, example, meta: CheckpointMeta, options: ExportOptions):
+    """(module, example input, dynamic shapes, (input name,)) for the plain or the embedded graph."""
+    batch = torch.export.Dim("batch", min=1, max=1024) if options.dynamic_batch else None
+    if not options.embed_preprocessing:
+        return model, example, ({0: batch},) if batch is not None else None, ("input",)
+    from zoo.exporter.embedded import WithPreprocessing
+
+    pre = meta.preprocessing
+    module = WithPreprocessing(model, pre).eval()
+    # an example image that is neither square nor at the resize size, so no size is baked in
+    height, width = pre.resize_size + 13, pre.resize_size + 41
+    image = torch.randint(0, 256, (len(example), height, width, 3), dtype=torch.uint8)
+    side = torch.export.Dim("height", min=pre.input_size, max=8192), torch.export.Dim("width", min=pre.input_size, max=8192)
+    shapes = {0: batch, 1: side[0], 2: side[1]} if batch is not None else {1: side[0], 2: side[1]}
+    return module, image, (shapes,), ("image",)
+
+
+def _export_torchscript_based(module, example, path: Path, meta: CheckpointMeta, options: ExportOptions) -> None:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(module, (example,), str(path), dynamo=False, opset_version=min(options.opset, 17),
+                              input_names=["input"], output_names=["logits"],
+                              dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}} if options.dynamic_batch
+                              else None)
+    except Exception as exc:  # noqa: BLE001
+        raise ExportError(f"ONNX export of {meta.model} failed with both exporters: {_first(exc)}") from exc
+
+
+def load_onnx(path: Path) -> LoadedExport:
+    """An onnxruntime session (CPU) for any ONNX file zoo wrote, with its metadata."""
+    import onnx
+    import onnxruntime as ort
+
+    try:
+        props = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
+    except Exception as exc:  # noqa: BLE001 - protobuf raises its own DecodeError for a damaged file
+        raise ZooError(f"{path} is not a readable ONNX model ({type(exc).__name__}); export it again") from exc
+    if "zoo.meta" not in props:
+        raise ZooError(f"{path} has no zoo metadata (zoo.meta); export it with `zoo export`")
+    meta = CheckpointMeta.from_dict(json.loads(props["zoo.meta"]), f"metadata of {path}")
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    first = session.get_inputs()[0]
+    static = first.shape[0] if isinstance(first.shape[0], int) else None
+    kind = "uint8" if first.type == "tensor(uint8)" else "tensor"
+
+    def run(batch):
+        array = batch.numpy() if isinstance(batch, torch.Tensor) else batch
+        return session.run(None, {first.name: array})[0]
+
+    return LoadedExport(run, meta, kind, static, {"session": session})
+
+
+def _first(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0][:200] if text else ''}"
