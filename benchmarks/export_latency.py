@@ -6,7 +6,8 @@ the preprocessing embedded), each through its parity gate. Then median latency o
 batch 1 and 8 (embedded preprocessing: from decoded uint8 images of the dataset's own sizes, resize
 and crop included), and the export + parity wall time per format.
 
-    python benchmarks/export_latency.py [--models resnet18 resnet50] [--size 224] [--runs 20] [--smoke]
+    python benchmarks/export_latency.py [--models resnet18 resnet50] [--size 224] [--runs 20] [--formats onnx,pt2]
+                                        [--no-embedded] [--reference-device cuda] [--smoke]
 """
 
 import argparse
@@ -30,6 +31,8 @@ parser.add_argument("--epochs", type=int, default=3)
 parser.add_argument("--runs", type=int, default=20)
 parser.add_argument("--data-root", default=SHARED_DATA)
 parser.add_argument("--reference-device", default="cpu", help="where parity's eager fp32 reference runs (cuda: TF32 off)")
+parser.add_argument("--formats", default="all", help="comma-separated export formats (default: every one)")
+parser.add_argument("--no-embedded", action="store_true", help="skip the ONNX files with preprocessing embedded")
 parser.add_argument("--smoke", action="store_true", help="the tiny example model and dataset, to check the script runs")
 args = parser.parse_args()
 if args.smoke:
@@ -71,10 +74,11 @@ rows, export_rows = [], []
 for name in args.models:
     with tempfile.TemporaryDirectory() as tmp:
         run = trained_run(name, Path(tmp))
-        plain = exported(run, Path(tmp) / "plain", format="all")
-        embedded = exported(run, Path(tmp) / "embedded", format="onnx,onnx-int8", embed_preprocessing=True)
-        exports = {**{fmt: (plain, path) for fmt, path in plain.files.items()},
-                   **{f"{fmt} (embedded preprocessing)": (embedded, path) for fmt, path in embedded.files.items()}}
+        plain = exported(run, Path(tmp) / "plain", format=args.formats)
+        exports = {fmt: (plain, path) for fmt, path in plain.files.items()}
+        if not args.no_embedded:
+            embedded = exported(run, Path(tmp) / "embedded", format="onnx,onnx-int8", embed_preprocessing=True)
+            exports.update({f"{fmt} (embedded preprocessing)": (embedded, path) for fmt, path in embedded.files.items()})
         model = zoo.create_model(name, weights=run / "best.safetensors").eval()
         dataset = zoo.create_dataset(args.data, data_root=args.data_root)
         photos = [np.asarray(dataset.eval.load(i)) for i in range(8)]

@@ -3,6 +3,7 @@
 import json
 from dataclasses import replace
 
+import numpy as np
 import pytest
 import torch
 
@@ -18,7 +19,7 @@ PRE = Preprocessing(input_size=32, resize_size=36)  # ImageNet mean/std, bilinea
 @pytest.mark.parametrize("preset", ["none", "light", "cifar", "strong"])
 def test_batch_augment_on_cuda_matches_cpu(preset):
     pre = replace(PRE, resize_size=32) if preset == "cifar" else PRE
-    side = pre["resize_size"]
+    side = pre.resize_size
     images = torch.randint(0, 256, (16, 3, side, side), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
     torch.manual_seed(1)
     on_cpu = BatchAugment(pre, preset)(images)
@@ -38,3 +39,38 @@ def test_cuda_training_learns_and_records_gpu_memory(tmp_path):
     assert json.loads((run / "best.json").read_text())["training_inputs"]["pipeline"] == "device"
     exported = zoo.export(run, format="onnx", output=tmp_path / "export")
     assert exported.passed
+
+
+def test_gpu_decode_on_cuda_gives_the_readers_pixels(tmp_path):
+    """nvJPEG + resize on the GPU against zoo's reader + torchvision's resize on the CPU."""
+    from PIL import Image
+    from torchvision.transforms import v2
+
+    from zoo.data.dataset import FileImages
+    from zoo.data.decode import decode_rgb
+    from zoo.data.gpu_decode import GpuDecodeBatches
+
+    paths = []
+    for i, (width, height) in enumerate([(500, 375), (333, 500), (640, 640), (97, 211), (48, 48)]):
+        ys, xs = np.mgrid[0:height, 0:width]
+        smooth = np.stack([xs * 255 // width, ys * 255 // height, (xs + ys) * 127 // (width + height)], -1)
+        paths.append(tmp_path / f"photo{i}.jpg")
+        Image.fromarray(smooth.astype(np.uint8)).save(paths[-1], quality=90)
+    side = 64
+    batches = GpuDecodeBatches(FileImages([str(p) for p in paths], np.zeros(len(paths), dtype=np.int64)), side, None,
+                               batch_size=3, device=torch.device("cuda"), shuffle=False, workers=0)
+    squares = torch.cat([images for images, _ in batches])
+    assert squares.is_cuda and squares.shape == (len(paths), 3, side, side)
+    for path, square in zip(paths, squares.cpu()):
+        reference = v2.CenterCrop(side)(v2.Resize(side, antialias=True)(v2.functional.pil_to_tensor(decode_rgb(path))))
+        difference = (square.int() - reference.int()).abs()
+        assert difference.float().mean() < 1.0 and difference.max() <= 12, path  # JPEG decoders and rounding
+
+
+def test_compiled_training_makes_no_graphs_after_the_first_epoch(tmp_path):
+    run = tmp_path / "run"
+    zoo.finetune(model="example_tinynet", data="example_shapes", epochs=3, batch_size=32, device="cuda",
+                 compile=True, output=str(run), quiet=True)
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    graphs = [row["compiled_graphs"] for row in rows]
+    assert graphs[0] >= 1 and graphs[-1] == graphs[0], graphs

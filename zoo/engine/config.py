@@ -66,7 +66,8 @@ class TrainConfig:
                                      shown="never")
 
     epochs: int = option(10, "epochs to train", OPTIMISATION, low=1, high=100_000)
-    batch_size: int = option(64, "images per step", OPTIMISATION, low=1, high=1 << 20)
+    batch_size: int | None = option(None, "images per step", OPTIMISATION, low=1, high=1 << 20,
+                                    shown="auto: 64, smaller for small datasets (>= 40 steps an epoch, >= 8)")
     optimizer: str = option("adamw", "sgd | adam | adamw", OPTIMISATION, choices=OPTIMIZERS)
     lr: float | None = option(None, "peak learning rate", OPTIMISATION, above=0,
                               shown="0.1 x batch/256 for sgd, 1e-3 for adam(w)")
@@ -129,7 +130,7 @@ class TrainConfig:
     def effective_lr(self) -> float:
         if self.lr is not None:
             return self.lr
-        return 0.1 * self.batch_size * self.accumulate_steps / 256 if self.optimizer == "sgd" else 1e-3
+        return 0.1 * (self.batch_size or 64) * self.accumulate_steps / 256 if self.optimizer == "sgd" else 1e-3
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

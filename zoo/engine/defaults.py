@@ -7,6 +7,9 @@ The choices come from benchmarks/quality.py (seed recipes vs zoo's defaults, sam
                    ImageNet's crop ("light", 8-100 %) is made for hundreds of epochs on a million
                    images and keeps a few thousand images from being fitted in 30 epochs. Fine-tuning
                    published weights and long runs get "light".
+  batch_size       64, or less for a small dataset so an epoch still has MIN_STEPS steps (a power of
+                   two, at least MIN_BATCH): the seeds trained a few hundred images at batch 4 and got
+                   hundreds of steps where batch 64 gives a handful.
   label_smoothing  LABEL_SMOOTHING: softer targets, better calibrated and usually a point or two better.
   warmup_epochs    a short linear warmup (WARMUP share of the run, at most WARMUP_MAX epochs): AdamW's
                    first steps from random init are the least stable.
@@ -19,13 +22,17 @@ from dataclasses import replace
 from zoo.engine.config import TrainConfig
 
 SHORT_RUN = 100  # epochs
+MAX_BATCH, MIN_BATCH, MIN_STEPS = 64, 8, 40  # batch: at most 64, at least 8, else >= 40 steps an epoch
 LABEL_SMOOTHING = 0.1
 WARMUP, WARMUP_MAX = 0.05, 2.0  # share of the epochs, cap in epochs
 
 
-def resolve_defaults(cfg: TrainConfig, image_size: int) -> tuple[TrainConfig, list[str]]:
+def resolve_defaults(cfg: TrainConfig, image_size: int, train_images: int) -> tuple[TrainConfig, list[str]]:
     """(the config with every `auto` made concrete, one phrase per value chosen)."""
     changes, said = {}, []
+    if cfg.batch_size is None:
+        changes["batch_size"] = auto_batch_size(train_images)
+        said.append(f"batch {changes['batch_size']} ({train_images} training images)")
     from_scratch = str(cfg.weights or "").lower() in ("", "none")
     if cfg.augment == "auto":
         if image_size <= 64:
@@ -42,3 +49,10 @@ def resolve_defaults(cfg: TrainConfig, image_size: int) -> tuple[TrainConfig, li
         changes["warmup_epochs"] = 0.0 if cfg.warmup_steps else round(min(WARMUP_MAX, WARMUP * cfg.epochs), 2)
         said.append(f"warmup {changes['warmup_epochs']:g} epochs")
     return replace(cfg, **changes), said
+
+
+def auto_batch_size(train_images: int) -> int:
+    batch = MAX_BATCH
+    while batch > MIN_BATCH and train_images / batch < MIN_STEPS:
+        batch //= 2
+    return batch

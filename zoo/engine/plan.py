@@ -75,7 +75,7 @@ class RunPlan:
 
 def plan_run(model: nn.Module, dataset: ImageDataset, cfg: TrainConfig, preprocessing: Preprocessing,
              classifier: str, model_name: str, resume: str | Path | None) -> RunPlan:
-    cfg, chosen = resolve_defaults(cfg, preprocessing.input_size)
+    cfg, chosen = resolve_defaults(cfg, preprocessing.input_size, len(dataset.train))
     if resume is not None:
         run = find_run(resume)
     else:

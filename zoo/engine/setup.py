@@ -128,7 +128,7 @@ def training_session(model: nn.Module, dataset: ImageDataset, cfg: TrainConfig, 
     dist = DistributedContext.from_env()
     model_name = model_name or type(model).__name__
     preprocessing = preprocessing or Preprocessing.for_size(cfg.image_size or 224)
-    cfg, chosen = resolve_defaults(cfg, preprocessing.input_size)
+    cfg, chosen = resolve_defaults(cfg, preprocessing.input_size, len(dataset.train))
     if resume is not None:
         run = find_run(resume)
     else:
