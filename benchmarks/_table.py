@@ -30,5 +30,10 @@ def report(name: str, rows: list[dict], extra: dict | None = None, smoke: bool =
     return out
 
 
+def progress(row: dict) -> None:
+    """One measured row as soon as it is measured: a stage killed by its time limit still shows what it got."""
+    print("measured: " + "  ".join(f"{key}={_fmt(value)}" for key, value in row.items()), flush=True)
+
+
 def _fmt(value) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)

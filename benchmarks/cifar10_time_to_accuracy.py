@@ -4,7 +4,7 @@ Runs examples/cifar10_fast.sh's settings from the library (same options), timing
 training (fit(): the dataset scan, decoding, compile warm-up and every evaluation included) to the
 end of the first epoch whose test top-1 reaches the target. Data: cifar10-jpg (all 60,000 images as JPEG folders) under --data-root.
 
-    python benchmarks/cifar10_time_to_accuracy.py [--epochs 18] [--batch-size 512] [--target 0.94] [--smoke]
+    python benchmarks/cifar10_time_to_accuracy.py [--epochs 30] [--batch-size 512] [--target 0.94] [--smoke]
 """
 
 import argparse
@@ -18,7 +18,7 @@ from _table import SHARED_DATA, report
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--data-root", default=SHARED_DATA, help="folder holding cifar10-jpg/")
-parser.add_argument("--epochs", type=int, default=18)
+parser.add_argument("--epochs", type=int, default=30)
 parser.add_argument("--batch-size", type=int, default=512)
 parser.add_argument("--lr", type=float, default=0.4)
 parser.add_argument("--target", type=float, default=0.94)

@@ -24,7 +24,7 @@ import zoo
 from zoo.data.loader import TransformedImages, default_workers
 from zoo.data.transforms import train_transform
 from zoo.models.api import find_classifier
-from _table import SHARED_DATA, report
+from _table import SHARED_DATA, progress, report
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--model", default="resnet50")
@@ -80,6 +80,7 @@ rows = []
 seed_s, seed_ips = seed_frozen_loop()
 rows.append({"mode": "seeds' frozen loop (strong augmentation, fp32)", "epoch_s": seed_s, "images_per_s": seed_ips,
              "run_wall_s": 0.0, "best_val_top1": 0.0})
+progress(rows[-1])
 with tempfile.TemporaryDirectory() as tmp:
     for label, options in MODES.items():
         run = Path(tmp) / label.replace(" ", "_")
@@ -91,6 +92,7 @@ with tempfile.TemporaryDirectory() as tmp:
         last = json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])
         rows.append({"mode": label, "epoch_s": last["epoch_time_s"], "images_per_s": last["images_per_s"],
                      "run_wall_s": wall, "best_val_top1": result.best_top1})
+        progress(rows[-1])
 full = rows[1]["epoch_s"]
 for row in rows:
     row["vs_full"] = full / row["epoch_s"]

@@ -14,7 +14,7 @@ import torch
 
 import zoo
 from _engine_runs import engine_epochs, register_synthetic
-from _table import SHARED_DATA, report
+from _table import SHARED_DATA, progress, report
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--models", nargs="+", default=["resnet50", "resnet152"])
@@ -39,9 +39,11 @@ for name in args.models:
         size = len(zoo.create_dataset(data, data_root=args.data_root).train)
         synthetic = register_synthetic(f"synthetic-{name}-{data}", size, side, 20, args.batch_size)
         ceiling = engine_epochs(name, synthetic, **common_options)[-1]["images_per_s"]
+        progress({"model": name, "dataset": f"synthetic ({data}'s size)", "images_per_s": ceiling})
         for pipeline in args.pipeline:
             last = engine_epochs(name, data, data_root=args.data_root, pipeline=pipeline, **common_options)[-1]
             rows.append({"model": name, "dataset": data, "images": size, "pipeline": pipeline, "device": device,
                          "images_per_s": last["images_per_s"], "synthetic_images_per_s": ceiling,
-                         "vs_synthetic": last["images_per_s"] / ceiling})
+                         "vs_synthetic": last["images_per_s"] / ceiling, "data_wait_frac": last["data_wait_frac"]})
+            progress(rows[-1])
 report("real_data_throughput", rows, {"size": args.size, "batch_size": args.batch_size}, smoke=args.smoke)

@@ -17,7 +17,7 @@ from torch import nn
 
 import zoo
 from _engine_runs import engine_epochs, register_synthetic
-from _table import report
+from _table import progress, report
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--models", nargs="+", default=["resnet18", "resnet50", "resnet152"])
@@ -101,7 +101,9 @@ def zoo_engine(name: str) -> tuple[float, float, float, int]:
 rows = []
 for name in args.models:
     seed = seed_loop(name)
+    progress({"model": name, "loop": "seed", "images_per_s": seed})
     tuned = tuned_loop(name)
+    progress({"model": name, "loop": "hand-tuned", "images_per_s": tuned})
     engine, warmup, peak, recompiles = zoo_engine(name)
     common = {"model": name, "batch": args.batch_size, "size": args.size, "device": str(device)}
     rows.append({**common, "loop": "seed (fp32, NCHW, item per step)", "images_per_s": seed, "vs_tuned": seed / tuned,

@@ -102,3 +102,15 @@ def _is_disk_full(exc: BaseException) -> bool:
         return exc.errno in (errno.ENOSPC, errno.EDQUOT)
     text = str(exc)
     return "No space left" in text or ("inline_container" in text and "write" in text.lower())
+
+
+def stat_fingerprint(paths, salt: str = "") -> str:
+    """A short digest of files' absolute paths, sizes and modification times (no content read): it
+    changes when a file is added, removed, replaced or edited, and costs a stat per file."""
+    import hashlib
+
+    digest = hashlib.sha256(f"{salt}|{len(paths)}".encode())
+    for name in paths:
+        stat = os.stat(name)
+        digest.update(f"|{os.path.abspath(name)}|{stat.st_size}|{stat.st_mtime_ns}".encode())
+    return digest.hexdigest()[:32]

@@ -13,12 +13,13 @@ from __future__ import annotations
 import logging
 import warnings
 from collections.abc import Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
+
+from zoo.data.parallel import map_indices
 
 log = logging.getLogger("zoo.data")
 
@@ -120,28 +121,24 @@ class ScanResult:
     bad: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
 
 
-def scan_images(paths: Sequence[str | Path], workers: int = 8, warn: bool = True) -> ScanResult:
-    """Decode every file once (JPEGs at reduced scale) to find the ones that cannot be used.
+def scan_images(paths: Sequence[str | Path], warn: bool = True) -> ScanResult:
+    """Decode every file once (JPEGs at reduced scale) to find the ones that cannot be used."""
 
-    Threads suffice: PIL releases the GIL while decoding.
-    """
-
-    def check(path: str | Path) -> str | None:
+    def check(index: int) -> str | None:
         try:
-            decode_rgb(path, draft_size=(64, 64))
+            decode_rgb(paths[index], draft_size=(64, 64))
         except BadImageError as exc:
             return str(exc)
         return None
 
     result = ScanResult()
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        for index, (path, problem) in enumerate(zip(paths, pool.map(check, paths))):
-            if problem is None:
-                result.good.append(index)
-            else:
-                result.bad.append((str(path), problem))
-                if warn:
-                    log.warning("skipping %s: %s", path, problem)
+    for index, (path, problem) in enumerate(zip(paths, map_indices(check, len(paths)))):
+        if problem is None:
+            result.good.append(index)
+        else:
+            result.bad.append((str(path), problem))
+            if warn:
+                log.warning("skipping %s: %s", path, problem)
     return result
 
 

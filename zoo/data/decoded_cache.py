@@ -9,11 +9,8 @@ under zoo's cache, memory-mapped, written atomically and reused by later runs ov
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import os
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +18,8 @@ import numpy as np
 from PIL import Image
 
 from zoo.data.dataset import ArrayImages, FileImages, ImageSource
-from zoo.files import atomic_target
+from zoo.data.parallel import map_indices
+from zoo.files import atomic_target, stat_fingerprint
 from zoo.specs import Preprocessing
 
 log = logging.getLogger("zoo.data")
@@ -72,18 +70,15 @@ def is_cached(source: ImageSource, spec: CacheSpec) -> bool:
     return source.cache_spec == spec or (not spec.exact and source.images.shape[1:3] == (spec.side, spec.side))
 
 
-def decode_once(source: ImageSource, spec: CacheSpec, workers: int = 8) -> ArrayImages:
+def decode_once(source: ImageSource, spec: CacheSpec) -> ArrayImages:
     """The whole split in memory. Array sources (CIFAR at 32 px for a 64 px model) are brought to the spec too."""
     if is_cached(source, spec):
         return source
-    load = spec.loader(source)
-    with ThreadPoolExecutor(max_workers=workers) as pool:  # PIL releases the GIL while decoding
-        images = np.stack(list(pool.map(load, range(len(source)))))
+    images = np.stack(map_indices(spec.loader(source), len(source)))
     return ArrayImages(images, source.labels, spec)
 
 
-def decode_once_to_disk(source: FileImages, spec: CacheSpec, folder: Path | None = None,
-                        workers: int = 8) -> ArrayImages:
+def decode_once_to_disk(source: FileImages, spec: CacheSpec, folder: Path | None = None) -> ArrayImages:
     """The split as a memory-mapped .npy under zoo's cache (``folder``), decoded only if no run made it yet."""
     from zoo.hub import cache_dir
 
@@ -96,10 +91,9 @@ def decode_once_to_disk(source: FileImages, spec: CacheSpec, folder: Path | None
             out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=shape)
 
             def fill(index: int) -> None:
-                out[index] = load(index)
+                out[index] = load(index)  # a shared file mapping: a forked worker's write lands in the file
 
-            with ThreadPoolExecutor(max_workers=workers) as pool:
-                list(pool.map(fill, range(len(source))))
+            map_indices(fill, len(source))
             out.flush()
             del out
         log.info("wrote the decoded cache %s (%.1f MB)", path, path.stat().st_size / 1e6)
@@ -110,11 +104,7 @@ def decode_once_to_disk(source: FileImages, spec: CacheSpec, folder: Path | None
 
 
 def _disk_key(source: FileImages, spec: CacheSpec) -> str:
-    digest = hashlib.sha256(f"{spec.key()}|{len(source)}".encode())
-    for name in source.paths:
-        stat = os.stat(name)
-        digest.update(f"|{os.path.abspath(name)}|{stat.st_size}|{stat.st_mtime_ns}".encode())
-    return digest.hexdigest()[:32]
+    return stat_fingerprint(source.paths, spec.key())
 
 
 def _image(source: ImageSource, index: int, draft: int | None) -> Image.Image:

@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from zoo.data.dataset import EVAL_SPLIT_NAMES, FileImages, ImageDataset
-from zoo.data.decode import iter_class_folders, list_image_files, scan_images
+from zoo.data.decode import iter_class_folders, list_image_files
+from zoo.data.scan_record import scan_remembered
 from zoo.errors import DataError
 from zoo.specs import Layout, resolve_callable
 
@@ -156,11 +157,12 @@ def split_dataset(name: str, classes: list[str], images: FileImages, layout: str
 
 
 def drop_bad_files(dataset: ImageDataset) -> None:
-    """Decode-check every file once; unreadable ones leave the dataset with one warning each."""
+    """Decode-check every file once (remembered for unchanged files); unreadable ones leave the dataset
+    with one warning each."""
     for split, source in list(dataset.splits.items()):
         if not isinstance(source, FileImages) or not len(source):
             continue
-        result = scan_images(source.paths)
+        result = scan_remembered(source.paths)
         if result.bad:
             dataset.skipped.extend(result.bad)
             dataset.splits[split] = source.subset(result.good)

@@ -71,7 +71,8 @@ class TrainConfig:
     optimizer: str = option("adamw", "sgd | adam | adamw", OPTIMISATION, choices=OPTIMIZERS)
     lr: float | None = option(None, "peak learning rate", OPTIMISATION, above=0,
                               shown="0.1 x batch/256 for sgd, 1e-3 for adam(w)")
-    weight_decay: float = option(1e-4, "weight decay", OPTIMISATION, low=0, high=10)
+    weight_decay: float | None = option(None, "weight decay", OPTIMISATION, low=0, high=10,
+                                        shown="auto: 0.05 for adamw, 1e-4 for sgd and adam")
     momentum: float = option(0.9, "sgd momentum", OPTIMISATION, low=0, below=1)
     nesterov: bool = option(False, "Nesterov momentum (sgd)", OPTIMISATION)
     label_smoothing: float | None = option(None, "label smoothing of the cross-entropy loss", OPTIMISATION, low=0,
