@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,9 @@ class OpenVinoFormat(ExportFormat):
 
         size = meta.preprocessing.input_size
         batch = -1 if options.dynamic_batch else options.batch_size
-        converted = ov.convert_model(model, example_input=example, input=[(batch, 3, size, size)])
+        with warnings.catch_warnings():  # convert_model traces with torch.jit, whose deprecation notice is not the user's
+            warnings.filterwarnings("ignore", message=r"`torch\.jit\.trace", category=FutureWarning)
+            converted = ov.convert_model(model, example_input=example, input=[(batch, 3, size, size)])
         converted.set_rt_info(json.dumps(export_metadata(meta)), META_KEY)
         with tempfile.TemporaryDirectory(dir=path.parent) as work:  # both files complete before either is renamed
             staged = Path(work) / path.name
