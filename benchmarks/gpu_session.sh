@@ -15,6 +15,10 @@
 #   (delete hymenoptera's largest photos down to 28 MB)  tar czf .gpu-data/data.tar.gz -C .gpu-data/data .
 #
 #   bash benchmarks/gpu_session.sh cifar|photos|all            (device tool: carry [".gpu-data/data.tar.gz"])
+#
+#   part "open":   what the first GPU session left unmeasured, most wanted first, for a 15-minute lease:
+#                  CIFAR-10 at 30 epochs (item 4), resnet152 throughput, food20 real JPEGs vs synthetic
+#   part "open2":  the frozen resnet152 recipe vs the seeds' frozen loop, then the CUDA tests
 set -uo pipefail
 cd "$(dirname "$0")/.."
 part="${1:-all}"
@@ -36,6 +40,19 @@ if [[ $part == cifar || $part == all ]]; then
   # 4: resnet18_cifar to 94 % with examples/cifar10_fast.sh's settings
   stage 170 python cifar10_time_to_accuracy.py
   cd ..
+fi
+if [[ $part == open ]]; then
+  cd benchmarks
+  stage 170 python cifar10_time_to_accuracy.py
+  stage 140 python train_throughput.py --models resnet152 --steps 20
+  stage 150 python real_data_throughput.py --models resnet50 --datasets food20 --pipeline auto gpu-decode --epochs 2
+  cd ..
+fi
+if [[ $part == open2 ]]; then
+  cd benchmarks
+  stage 150 python frozen_backbone.py --model resnet152 --data food20 --size 224 --batch-size 256
+  cd ..
+  stage 100 python -m pytest -q -m gpu tests/test_gpu.py -p no:cacheprovider
 fi
 if [[ $part == photos || $part == all ]]; then
   cd benchmarks
