@@ -341,7 +341,7 @@ def test_damaged_checkpoint_metadata_is_one_line(tmp_path):
 @pytest.mark.parametrize("args,message", [
     (["--image-size", "0"], "--image-size 0 is out of range; it must be >= 8 and <= 4096"),
     (["--grad-clip", "-1"], "--grad-clip -1 is out of range; it must be > 0"),
-    (["--lr", "-1"], "--lr -1 is out of range; it must be > 0"),
+    (["--lr", "-1"], "--lr -1 is out of range; it must be > 0 and <= 1e+06"),
     (["--label-smoothing", "5"], "--label-smoothing 5 is out of range; it must be >= 0 and < 1"),
     (["--device", "tpu"], "--device 'tpu' is not valid; use auto | cpu | cuda | cuda:N | mps"),
     (["--milestones", "a,b"], "--milestones takes whole numbers separated by commas, e.g. 30,60; got 'a,b'"),

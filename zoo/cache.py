@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,13 +51,37 @@ def resolve_kinds(kinds: list[str]) -> list[str]:
     return list(dict.fromkeys(chosen))
 
 
-def clear_cache(kinds: list[str]) -> int:
-    """Delete the named cache folders ("all": CLEAR_ALL); the bytes freed. Unknown kinds are an error
-    before anything goes."""
+@dataclass
+class Cleared:
+    freed: int  # bytes of the files deleted
+    in_use: list[Path]  # files a running zoo process reads or writes: left alone
+
+
+def clear_cache(kinds: list[str]) -> Cleared:
+    """Delete the files of the named cache folders ("all": CLEAR_ALL), except files a running zoo process
+    holds (a decoded cache a run reads, one being written). Unknown kinds are an error before anything goes."""
+    from zoo.files import in_use
+
     kinds = resolve_kinds(kinds)
-    freed = 0
+    cleared = Cleared(0, [])
     for entry in cache_usage():
-        if entry.kind in kinds and entry.path.is_dir():
-            shutil.rmtree(entry.path)
-            freed += entry.bytes
-    return freed
+        if entry.kind not in kinds or not entry.path.is_dir():
+            continue
+        for path in sorted(entry.path.rglob("*"), reverse=True):  # files before their folders
+            if path.is_dir() and not path.is_symlink():
+                _remove_if_empty(path)
+            elif in_use(path):
+                cleared.in_use.append(path)
+            else:
+                size = path.lstat().st_size
+                path.unlink(missing_ok=True)
+                cleared.freed += size
+        _remove_if_empty(entry.path)
+    return cleared
+
+
+def _remove_if_empty(folder: Path) -> None:
+    try:
+        folder.rmdir()
+    except OSError:
+        pass

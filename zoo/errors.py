@@ -41,6 +41,16 @@ class TrainingError(ZooError):
     """Training that cannot start or cannot go on."""
 
 
+class InUseError(TrainingError):
+    """Another zoo process holds the folder (its lock)."""
+
+
+class Interrupted(ZooError, KeyboardInterrupt):
+    """Ctrl-C, with what was kept (still a KeyboardInterrupt for callers that catch that)."""
+
+    exit_code = 130
+
+
 class ExportError(ZooError):
     """An export that cannot be made or that failed its parity check."""
 

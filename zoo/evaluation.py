@@ -19,13 +19,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from zoo.errors import ZooError
+from zoo.errors import UnknownNameError, ZooError
 from zoo.files import atomic_write_json, atomic_write_text
+from zoo.outputs import as_folder, staged_output
 from zoo.inference import load_predictor
 from zoo.progress import progress_bar
 
 log = logging.getLogger("zoo.eval")
 THUMBNAIL = 112
+EVAL_MARKER = ".zoo-eval"  # an evaluation folder zoo made (it writes into no other non-empty folder)
 
 
 @dataclass
@@ -70,7 +72,7 @@ def evaluate(source: str | Path, data: str | None = None, split: str | None = No
     labels = np.asarray(images.labels, dtype=np.int64)
     report = _score(probs, labels, dataset.classes, str(predictor.source), data_name, split)
     report.mistakes = _hardest_mistakes(probs, labels, images, dataset.classes, mistakes)
-    out = Path(output) if output else _default_output(predictor.source, data_name, split)
+    out = as_folder(output) if output else _default_output(predictor.source, data_name, split)
     _write(report, out, images, dataset.classes)
     report.output_dir = str(out)
     return report
@@ -82,17 +84,28 @@ def _dataset_for(predictor, data: str | None, data_root: str | None):
     from zoo.runs import find_run
 
     options: dict[str, Any] = {}
-    try:
-        config = find_run(predictor.meta.run).read_config() if predictor.meta.run else {}
-    except ZooError:
-        config = {}
+    config: dict[str, Any] = {}
+    source = Path(predictor.source)
+    # the run folder the model is in (a checkpoint's), else the run it names (an export's), under runs/
+    for run in (source if source.is_dir() else source.parent, predictor.meta.run):
+        try:
+            config = find_run(run).read_config() if run else {}
+            break
+        except ZooError:
+            continue
     if data is None or data == config.get("data"):
         options = {k: config[k] for k in ("val_ratio", "seed") if k in config}
         data_root = data_root or config.get("data_root")
     name = data or config.get("data") or predictor.meta.dataset.get("name")
     if not name:
         raise ZooError(f"cannot tell which data {predictor.source} was trained on; pass --data")
-    return create_dataset(name, data_root=data_root, **options), name
+    try:
+        return create_dataset(name, data_root=data_root, **options), name
+    except UnknownNameError:
+        if data is not None:
+            raise
+        raise ZooError(f"{predictor.source} was trained on {name!r}, which is no dataset name or folder here; "
+                       "pass --data with a dataset name or folder that has its classes") from None
 
 
 @torch.no_grad()
@@ -152,13 +165,15 @@ def _default_output(source: Path, data: str, split: str) -> Path:
 
 
 def _write(report: EvalReport, out: Path, images, classes: list[str]) -> None:
+    """The report's files, swapped in whole (zoo.outputs): into an empty folder or one an earlier
+    `zoo eval` wrote (its .zoo-eval marker), never over a user's files."""
     from zoo.engine.metrics import write_confusion_png
 
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(out / "metrics.json", report.to_dict())
-    write_confusion_png(out / "confusion_matrix.png", classes, report.confusion_matrix,
-                        title=f"confusion matrix ({report.data}/{report.split})")
-    atomic_write_text(out / "mistakes.html", _mistakes_page(report, images))
+    with staged_output(out, EVAL_MARKER, "evaluation folder", ZooError) as staging:
+        atomic_write_json(staging / "metrics.json", report.to_dict())
+        write_confusion_png(staging / "confusion_matrix.png", classes, report.confusion_matrix,
+                            title=f"confusion matrix ({report.data}/{report.split})")
+        atomic_write_text(staging / "mistakes.html", _mistakes_page(report, images))
 
 
 def _mistakes_page(report: EvalReport, images) -> str:

@@ -91,6 +91,24 @@ def check_writable(folder: str | Path, error: type[ZooError], option: str = "--o
         raise error(f"output folder {folder} is not writable ({exc.strerror}); choose another {option}") from exc
 
 
+def make_folder(folder: str | Path, error: type[ZooError], option: str = "--output") -> list[Path]:
+    """``check_writable``, returning the folders it had to create (deepest first), so that a command that
+    ends up keeping nothing can take them away again with ``remove_empty_folders``."""
+    folder = Path(folder)
+    missing = [p for p in [folder, *folder.parents] if not p.exists()]
+    check_writable(folder, error, option)
+    return missing
+
+
+def remove_empty_folders(folders: list[Path]) -> None:
+    """Remove each folder that is empty, deepest first, stopping at the first one that is not."""
+    for path in folders:
+        try:
+            path.rmdir()
+        except OSError:
+            return
+
+
 def _fsync(path: Path) -> None:
     with open(path, "rb+") as f:
         os.fsync(f.fileno())
@@ -105,12 +123,61 @@ def _is_disk_full(exc: BaseException) -> bool:
 
 
 def stat_fingerprint(paths, salt: str = "") -> str:
-    """A short digest of files' absolute paths, sizes and modification times (no content read): it
-    changes when a file is added, removed, replaced or edited, and costs a stat per file."""
+    """A short digest of files' identities, no content read: absolute path, inode, size, modification
+    and status-change times. It changes when a file is added, removed, replaced or edited, also when
+    the new bytes have the old size and `touch -r` put the old modification time back: the kernel sets
+    the status-change time (ctime) on every write and rename, and no tool can set it back. (A copy of
+    the data on another machine or folder is new files: caches keyed on it are made again.)"""
     import hashlib
 
     digest = hashlib.sha256(f"{salt}|{len(paths)}".encode())
     for name in paths:
         stat = os.stat(name)
-        digest.update(f"|{os.path.abspath(name)}|{stat.st_size}|{stat.st_mtime_ns}".encode())
+        digest.update(f"|{os.path.abspath(name)}|{stat.st_ino}|{stat.st_size}|{stat.st_mtime_ns}|"
+                      f"{stat.st_ctime_ns}".encode())
     return digest.hexdigest()[:32]
+
+
+def hold_shared(path: str | Path) -> int | None:
+    """A shared flock on ``path`` held until the process exits (``zoo cache clear`` skips files held so);
+    None if the file was removed or replaced before the lock was taken."""
+    try:
+        import fcntl
+    except ModuleNotFoundError:
+        return None
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return None
+    fcntl.flock(fd, fcntl.LOCK_SH)
+    try:
+        same = os.stat(path).st_ino == os.fstat(fd).st_ino
+    except FileNotFoundError:
+        same = False
+    if not same:
+        os.close(fd)
+        return None
+    _HELD.append(fd)
+    return fd
+
+
+def in_use(path: str | Path) -> bool:
+    """Another process (or this one) holds a lock on ``path``: it is being written or read."""
+    try:
+        import fcntl
+    except ModuleNotFoundError:
+        return False
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # closing drops the probe's lock
+
+
+_HELD: list[int] = []  # descriptors whose shared locks mark files in use for the life of the process

@@ -10,8 +10,10 @@ import csv
 import glob
 import io
 import json
+import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -72,6 +74,9 @@ def load_predictor(model_file: str | Path, device: str = "auto") -> Predictor:
     path = resolve_model_file(model_file)
     fmt = format_for_path(path) if path.is_file() and path.suffix != ".safetensors" else None
     if fmt is not None:
+        from zoo.exporter.formats import check_recorded_hashes
+
+        check_recorded_hashes(path)
         loaded = fmt.load(path)
         return Predictor(loaded.run, loaded.meta, path, fmt.name, loaded.input, loaded.static_batch)
     if path.is_file() and path.suffix != ".safetensors":
@@ -117,13 +122,21 @@ def expand_inputs(items: Iterable[str | Path]) -> list[Path]:
     return files
 
 
+PIXELS_IN_FLIGHT = 80_000_000  # decoded at once across the threads: one 64 MP photo takes ~1 GB while resized
+
+
 def decoded_batches(files: Sequence[Path], transform, batch_size: int) -> Iterator[list[tuple[int, Any]]]:
-    """Chunks of (index, tensor or the reason it could not be read), decoded by threads (PIL frees the GIL)."""
+    """Chunks of (index, tensor or the reason it could not be read), decoded by threads (PIL frees the GIL).
+    Threads share a pixel budget (each file's header says its size), so sixteen huge photos are decoded
+    one after another, not all at once."""
     from zoo.data.decode import BadImageError, decode_rgb
+
+    budget = PixelBudget(PIXELS_IN_FLIGHT)
 
     def load(index: int) -> tuple[int, Any]:
         try:
-            return index, transform(decode_rgb(files[index]))
+            with budget.hold(declared_pixels(files[index])):
+                return index, transform(decode_rgb(files[index]))
         except BadImageError as exc:
             return index, str(exc)
 
@@ -132,10 +145,44 @@ def decoded_batches(files: Sequence[Path], transform, batch_size: int) -> Iterat
             yield list(pool.map(load, range(start, min(start + batch_size, len(files)))))
 
 
+class PixelBudget:
+    """At most ``limit`` pixels held by the threads together (a larger image waits until it is alone)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit, self.used = limit, 0
+        self.changed = threading.Condition()
+
+    @contextmanager
+    def hold(self, pixels: int) -> Iterator[None]:
+        pixels = min(pixels, self.limit)
+        with self.changed:
+            self.changed.wait_for(lambda: self.used + pixels <= self.limit)
+            self.used += pixels
+        try:
+            yield
+        finally:
+            with self.changed:
+                self.used -= pixels
+                self.changed.notify_all()
+
+
+def declared_pixels(path: Path) -> int:
+    """Width x height from the file's header (no pixel decoded); 0 when it has none (decode says why)."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            return image.width * image.height
+    except Exception:  # noqa: BLE001 - an unreadable file is reported by the decoder
+        return 0
+
+
 def predict(model_file: str | Path, images: list[str | Path] | str | Path, top_k: int = 5, batch_size: int = 16,
             device: str = "auto", output: str | Path | None = None) -> list[dict[str, Any]]:
     """[{"image": path, "top": [{"label", "index", "prob"}, ...]}, ...] in input order; an unreadable
     image gets {"image", "error", "top": []}. ``output`` (.csv or .jsonl) also writes them to a file."""
+    if output is not None:
+        check_predictions_path(output)
     predictor = load_predictor(model_file, device)
     files = expand_inputs([images] if isinstance(images, (str, Path)) else images)
     if not files:
@@ -166,16 +213,31 @@ def write_predictions(results: list[dict[str, Any]], path: str | Path, top_k: in
     """One row per image: .jsonl (the result objects) or .csv (image, label_1, prob_1, ..., error)."""
     from zoo.files import atomic_write_text
 
-    path = Path(path)
+    path = check_predictions_path(path)
     if path.suffix == ".jsonl":
         atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in results))
         return
-    if path.suffix != ".csv":
-        raise ZooError(f"--output {path}: write predictions to a .csv or a .jsonl file")
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(["image", *[f"{kind}_{k}" for k in range(1, top_k + 1) for kind in ("label", "prob")], "error"])
     for r in results:
-        cells = [x for t in r["top"] for x in (t["label"], t["prob"])]
-        writer.writerow([r["image"], *cells, *[""] * (2 * top_k - len(cells)), r.get("error", "")])
+        cells = [x for t in r["top"] for x in (spreadsheet_safe(t["label"]), t["prob"])]
+        writer.writerow([spreadsheet_safe(r["image"]), *cells, *[""] * (2 * top_k - len(cells)),
+                         spreadsheet_safe(r.get("error", ""))])
     atomic_write_text(path, buffer.getvalue())
+
+
+def check_predictions_path(path: str | Path) -> Path:
+    """--output names a .csv or .jsonl file (checked before any image is read)."""
+    path = Path(path)
+    if path.is_dir():
+        raise ZooError(f"--output {path} is a folder; name a .csv or .jsonl file to write the predictions to")
+    if path.suffix not in (".csv", ".jsonl"):
+        raise ZooError(f"--output {path}: write predictions to a .csv or a .jsonl file")
+    return path
+
+
+def spreadsheet_safe(text: str) -> str:
+    """A cell a spreadsheet shows as text: one starting with = + - @ (or tab, CR) would run as a formula,
+    so it gets a leading apostrophe (OWASP's CSV-injection advice)."""
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text

@@ -123,3 +123,8 @@ class PluginContext:
     def add_exporter(self, name: str, source: Factory) -> None:
         """An export format: ``source()`` gives a ``zoo.exporter.ExportFormat`` (imported on first use)."""
         self.staged.append(("exporters", name, source))
+
+    def add_callback(self, name: str, source: Factory) -> None:
+        """A training callback selected with `zoo finetune --callback NAME[:key=value,...]`: ``source(**options)``
+        gives an object with any of the hooks of ``zoo.Callback`` (imported only when a run selects it)."""
+        self.staged.append(("callbacks", name, source))

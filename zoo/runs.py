@@ -10,6 +10,7 @@
     runs/<name>/final_metrics.json          per-class accuracy and confusion matrix
     runs/<name>/curves.png, confusion_matrix.png
     runs/latest                             a symlink to the newest run with a checkpoint
+    runs/.<name>.zoo-lock                   held (flock) by the process writing the run
 
 A new run (or one that replaces another with --overwrite) is built in a hidden staging folder
 beside its final place and swapped in once its first epoch is saved: until then an old run of the
@@ -24,16 +25,19 @@ import dataclasses
 import json
 import logging
 import os
+import re
 import shutil
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Collection, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from zoo.errors import TrainingError, ZooError
+from zoo.errors import InUseError, TrainingError, ZooError
 from zoo.files import atomic_write_json, read_json
+from zoo.outputs import (LOCK_SUFFIX, as_folder, exclusive_lock, leftovers, new_staging, recover_interrupted_swap,
+                         swap_in)
 from zoo.specs import Preprocessing
 
 log = logging.getLogger("zoo.runs")
@@ -58,7 +62,7 @@ class RunFolder:
     """Paths of one run's files; ``path`` is where it is written now (its staging folder until promoted)."""
 
     def __init__(self, path: str | Path) -> None:
-        self.final = Path(path)
+        self.final = as_folder(path)
         self.path = self.final
 
     def __repr__(self) -> str:
@@ -84,8 +88,7 @@ class RunFolder:
     # -- what is there ------------------------------------------------------------------------------------------
     def is_run(self) -> bool:
         """zoo made this folder (runs from before the marker existed: a config beside a checkpoint)."""
-        return (self.final / MARKER).is_file() or ((self.final / CONFIG).is_file() and
-                                                   (self.final / f"{LAST}.safetensors").is_file())
+        return is_zoo_run(self.final)
 
     def has_checkpoint(self) -> bool:
         """At least one finished epoch: weights and a resumable state."""
@@ -117,11 +120,7 @@ class RunFolder:
 
     def begin_staging(self) -> None:
         """From now on files go to a hidden folder beside the final one (see ``promote``)."""
-        self.final.parent.mkdir(parents=True, exist_ok=True)
-        self.path = self.final.parent / f".{self.final.name}.staging-{os.getpid()}"
-        shutil.rmtree(self.path, ignore_errors=True)
-        self.path.mkdir()
-        atomic_write_json(self.path / MARKER, {"format": 1})
+        self.path = new_staging(self.final, MARKER)
 
     @property
     def staged(self) -> bool:
@@ -131,12 +130,8 @@ class RunFolder:
         """Swap the staging folder into the final place (the first checkpoint is in it)."""
         if not self.staged:
             return
-        old = self.final.parent / f".{self.final.name}.old-{os.getpid()}"
-        if self.final.exists():
-            os.replace(self.final, old)
-        os.replace(self.path, self.final)
+        swap_in(self.path, self.final)
         self.path = self.final
-        shutil.rmtree(old, ignore_errors=True)
 
     def abandon_staging(self) -> None:
         """The run failed before its first checkpoint: nothing of it stays."""
@@ -144,34 +139,43 @@ class RunFolder:
             shutil.rmtree(self.path, ignore_errors=True)
             self.path = self.final
 
+    def recover_interrupted_promote(self) -> None:
+        """Put back an old run that a kill caught between the two renames of ``promote`` (before any check
+        looks at the final place). Nothing is deleted here."""
+        recover_interrupted_swap(self.final, MARKER)
+
     def clean_stale(self) -> None:
-        """Remove what killed runs left (staging folders, half-written resume states); put back an
-        old run that a kill caught between the two renames of ``promote``."""
-        parent, name = self.final.parent, self.final.name
-        if not parent.is_dir():
-            return
-        olds = sorted(parent.glob(f".{name}.old-*"))
-        if olds and not self.final.exists():
-            os.replace(olds.pop(), self.final)
-        for leftover in [*olds, *parent.glob(f".{name}.staging-*")]:
+        """Remove what killed runs of this folder left: only folders zoo provably made (named by zoo's
+        pattern with a pid, holding zoo's marker or nothing), and only once the run is allowed to start."""
+        for leftover in [*self._leftovers("old"), *self._leftovers("staging")]:
             shutil.rmtree(leftover, ignore_errors=True)
-        if self.final.is_dir():
+        if self.final.is_dir() and self.is_run():
             for leftover in self.final.glob(".resume-*"):
-                if leftover.name != ".resume-old":
+                if _is_resume_leftover(leftover):
                     shutil.rmtree(leftover, ignore_errors=True)
+
+    def _leftovers(self, kind: str) -> list[Path]:
+        return leftovers(self.final, kind, MARKER)
 
     # -- one process at a time ----------------------------------------------------------------------------------
     @contextmanager
     def locked(self) -> Iterator[None]:
         """Hold the run exclusively while the block runs; a second process is refused naming the holder."""
-        with exclusive_lock(self.final.parent / f".{self.final.name}.lock", f"run {self.final}"):
+        with exclusive_lock(self.final.parent / f".{self.final.name}{LOCK_SUFFIX}", f"run {self.final}"):
             yield
 
     # -- latest -------------------------------------------------------------------------------------------------
     def point_latest(self) -> None:
-        """Make runs/latest name this run, unless `latest` is something zoo did not make."""
+        """Make runs/latest name this run, unless `latest` is something zoo did not make: a file, a folder,
+        or a link to something that is not a zoo run."""
         latest = self.final.parent / LATEST
-        if latest.exists() and not latest.is_symlink():
+        if latest.is_symlink():
+            target = Path(os.readlink(latest))
+            target = target if target.is_absolute() else latest.parent / target
+            ours = is_zoo_run(target) or (not target.exists() and target.parent.resolve() == latest.parent.resolve())
+        else:
+            ours = not latest.exists()
+        if not ours:
             log.warning("not updating %s: it is not a link zoo made (rename it to let zoo point it at the newest run)",
                         latest)
             return
@@ -184,15 +188,47 @@ class RunFolder:
             tmp.unlink(missing_ok=True)  # no symlinks here: `latest` simply is not updated
 
 
-def new_run_name(model: str, data: str, root: Path = RUNS_ROOT) -> RunFolder:
+def is_zoo_run(folder: Path) -> bool:
+    """A folder with zoo's run marker (or, from before the marker, a config beside a checkpoint)."""
+    return (folder / MARKER).is_file() or ((folder / CONFIG).is_file() and (folder / f"{LAST}.safetensors").is_file())
+
+
+_RESUME_FILES = {"state.pt", "model.safetensors", "model.json"}
+
+
+def _is_resume_leftover(folder: Path) -> bool:
+    """A half-written resume state (tempfile.mkdtemp(prefix='.resume-') in zoo.engine.checkpoint): the
+    mkdtemp name and nothing in it but resume files or their temporaries."""
+    if not re.fullmatch(r"\.resume-[a-z0-9_]{8}", folder.name) or not folder.is_dir() or folder.is_symlink():
+        return False
+    return all(p.name in _RESUME_FILES or p.name.startswith((".state.pt.", ".model.")) for p in folder.iterdir())
+
+
+def new_run_name(model: str, data: str, root: Path = RUNS_ROOT, taken: Collection[str] = ()) -> RunFolder:
     """runs/<model>-<data>-<time>, with -2, -3 ... for runs started within the same second."""
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     base = root / f"{_safe(model)}-{_safe(data)}-{stamp}"
     candidate, n = base, 1
-    while candidate.exists() or any(root.glob(f".{candidate.name}.staging-*")):
+    while (candidate.name in taken or candidate.exists() or any(root.glob(f".{candidate.name}.staging-*"))
+           or (root / f".{candidate.name}{LOCK_SUFFIX}").exists()):
         n += 1
         candidate = base.with_name(f"{base.name}-{n}")
     return RunFolder(candidate)
+
+
+def claim_new_run(model: str, data: str, stack: ExitStack, root: Path = RUNS_ROOT) -> RunFolder:
+    """A fresh run name, locked in ``stack``: runs started in the same second by several processes each
+    get their own name (the one that loses a lock race takes the next)."""
+    taken: set[str] = set()
+    while True:
+        run = new_run_name(model, data, root, taken)
+        try:
+            stack.enter_context(run.locked())
+            return run
+        except InUseError:
+            if len(taken) >= 1000:
+                raise
+            taken.add(run.name)
 
 
 def find_run(run: str | Path | None = None) -> RunFolder:
@@ -207,40 +243,10 @@ def find_run(run: str | Path | None = None) -> RunFolder:
                    "or pass the folder `zoo finetune` wrote")
 
 
-def _safe(text: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_" else "-" for c in Path(str(text)).name)
-
-
-@contextmanager
-def exclusive_lock(lock_file: Path, what: str) -> Iterator[None]:
-    """An flock on ``lock_file`` (created, and removed on release); the kernel drops it when the process
-    dies, so a killed run never leaves a run locked."""
-    try:
-        import fcntl
-    except ModuleNotFoundError:  # not POSIX: no locking
-        yield
-        return
-    lock_file.parent.mkdir(parents=True, exist_ok=True)
-    while True:
-        fd = os.open(lock_file, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.read(fd, 32).decode(errors="replace").strip() or "?"
-            os.close(fd)
-            raise TrainingError(f"{what} is in use by another zoo process (pid {holder}); wait for it to "
-                                "finish or choose another --output") from None
-        # the holder before us may have removed the file after we opened it: lock the file that is there
-        if os.path.exists(lock_file) and os.stat(lock_file).st_ino == os.fstat(fd).st_ino:
-            break
-        os.close(fd)
-    try:
-        os.ftruncate(fd, 0)
-        os.write(fd, str(os.getpid()).encode())
-        yield
-    finally:
-        os.unlink(lock_file)
-        os.close(fd)
+def _safe(text: str, limit: int = 60) -> str:
+    """A name part for a run folder: letters, digits, - and _, short enough that the run's name with its
+    time and zoo's staging suffix stays far below the 255 bytes a file name may have."""
+    return "".join(c if c.isascii() and (c.isalnum() or c in "-_") else "-" for c in Path(str(text)).name)[:limit]
 
 
 @dataclass

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -95,8 +96,10 @@ class Preprocessing:
             if (not isinstance(value, (list, tuple)) or len(value) != 3
                     or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)):
                 raise bad(f"{name} {value!r} is not three numbers")
-        if not all(0 < s < 1e3 for s in self.std):
-            raise bad(f"std {list(self.std)} must be positive")
+        if not all(math.isfinite(m) and -1e3 < m < 1e3 for m in self.mean):
+            raise bad(f"mean {list(self.mean)} must be three finite numbers")
+        if not all(0 < s < 1e3 for s in self.std):  # NaN fails this too
+            raise bad(f"std {list(self.std)} must be three positive numbers")
         if self.interpolation not in INTERPOLATIONS:
             raise bad(f"interpolation {self.interpolation!r} is not one of {', '.join(INTERPOLATIONS)}")
         if (self.resize_rule, self.crop, self.channel_order, self.layout) != ("shorter_side", "center", "RGB", "NCHW"):

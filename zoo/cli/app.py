@@ -36,9 +36,9 @@ class ZooGroup(TyperGroup):
         except PASS_THROUGH:
             raise  # help, usage errors (exit 2) and deliberate exits keep their own exit codes
         except ZooError as exc:
-            fail(str(exc), exc)
+            fail(str(exc), exc, code=getattr(exc, "exit_code", 1))
         except KeyboardInterrupt as exc:
-            fail("interrupted; a run keeps its last finished epoch (zoo finetune --resume RUN goes on)", exc, code=130)
+            fail("interrupted", exc, code=130)
         except MemoryError as exc:
             fail("out of memory; use a smaller --batch-size or --image-size", exc)
         except Exception as exc:  # noqa: BLE001 - anything else: one line, traceback on ZOO_DEBUG
@@ -71,10 +71,23 @@ def _is_cuda_oom(exc: BaseException) -> bool:
     return type(exc).__name__ == "OutOfMemoryError" or "CUDA out of memory" in str(exc)
 
 
+def printable(text: str) -> str:
+    """Text for the terminal with control characters shown escaped: a file named with an escape
+    sequence (`\x1b]0;TITLE\x07`) must not drive the user's terminal."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in str(text))
+
+
+def shorten(message: str, limit: int = 1000) -> str:
+    """One readable line even when it quotes a 50 MB value: the start and the end, with the length."""
+    if len(message) <= limit:
+        return message
+    return f"{message[:limit * 2 // 3]} ...[{len(message) - limit:,} characters left out]... {message[-limit // 3:]}"
+
+
 def fail(message: str, exc: BaseException | None = None, code: int = 1):
     if debug_enabled() and exc is not None:
         raise exc
-    typer.echo(f"error: {message}", err=True)
+    typer.echo(f"error: {printable(shorten(message))}", err=True)
     raise typer.Exit(code)
 
 

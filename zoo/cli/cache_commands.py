@@ -47,5 +47,8 @@ def clear_command(
             raise typer.BadParameter(f"this would delete {listing}; pass --yes to clear without asking",
                                      param_hint="--yes")
         typer.confirm(f"delete {listing} under {usage[chosen[0]].path.parent}?", abort=True)
-    freed = clear_cache(chosen)
-    typer.echo(f"freed {_size(freed)}")
+    cleared = clear_cache(chosen)
+    typer.echo(f"freed {_size(cleared.freed)}")
+    if cleared.in_use:
+        typer.echo(f"kept {len(cleared.in_use)} file(s) a running zoo process is using (e.g. {cleared.in_use[0]}); "
+                   "clear again once it has finished")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from zoo.cli.app import app, fail
+from zoo.cli.app import app, fail, printable
 
 MODEL_HELP = "run folder, run name or latest, .safetensors checkpoint, .onnx or TorchScript .pt"
 
@@ -38,10 +38,10 @@ def predict_command(
     else:
         for item in results:
             if "error" in item:
-                typer.echo(f"{item['image']}: skipped ({item['error']})")
+                typer.echo(f"{printable(item['image'])}: skipped ({printable(item['error'])})")
                 continue
-            best = ", ".join(f"{t['label']} {t['prob']:.3f}" for t in item["top"])
-            typer.echo(f"{item['image']}: {best}")
+            best = ", ".join(f"{printable(t['label'])} {t['prob']:.3f}" for t in item["top"])
+            typer.echo(f"{printable(item['image'])}: {best}")
     if all("error" in item for item in results):
         fail(f"none of the {len(results)} images could be read (reasons above); pass image files")
 

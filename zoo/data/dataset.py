@@ -159,6 +159,11 @@ class ImageDataset:
         found = []
         unreadable = f" ({len(self.skipped)} files skipped as unreadable)" if self.skipped else ""
         for split, source in self.splits.items():
+            labels = np.asarray(source.labels)
+            if len(labels) and (labels.min() < 0 or labels.max() >= self.num_classes):
+                bad = int(labels.min() if labels.min() < 0 else labels.max())
+                return [f"dataset {self.name}: split {split!r} has label {bad}, but its {self.num_classes} classes "
+                        f"take labels 0..{self.num_classes - 1}; fix the labels (or the class list) of the dataset"]
             if len(source) == 0:
                 found.append(f"split {split!r} of dataset {self.name} at {self.root or '?'} has no usable images"
                              + unreadable)

@@ -137,9 +137,22 @@ def scan_images(paths: Sequence[str | Path], warn: bool = True) -> ScanResult:
             result.good.append(index)
         else:
             result.bad.append((str(path), problem))
-            if warn:
-                log.warning("skipping %s: %s", path, problem)
+    if warn:
+        warn_skipped(result.bad)
     return result
+
+
+SHOWN_SKIPS = 10
+
+
+def warn_skipped(bad: Sequence[tuple[str, str]]) -> None:
+    """One warning per unreadable file for the first ten, then one line with the count (100,000 empty
+    files are one message, not 100,000)."""
+    for path, problem in bad[:SHOWN_SKIPS]:
+        log.warning("skipping %s: %s", path, problem)
+    if len(bad) > SHOWN_SKIPS:
+        log.warning("... and %d more unreadable files skipped (`zoo data check` lists every one)",
+                    len(bad) - SHOWN_SKIPS)
 
 
 def list_image_files(folder: Path) -> list[Path]:

@@ -4,7 +4,8 @@ augmentation runs on the cached pixels (on the GPU when training there).
 
 In memory (``decode_once``) it lasts one run; on disk (``decode_once_to_disk``) it is a .npy file
 under zoo's cache, memory-mapped, written atomically and reused by later runs over the same files
-(keyed by their paths, sizes and modification times, and the side).
+(keyed by the files' identities, zoo.files.stat_fingerprint, and the side). A run holds a shared
+lock on the cache file it reads, and on the one it writes, so `zoo cache clear` leaves both alone.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from PIL import Image
 
 from zoo.data.dataset import ArrayImages, FileImages, ImageSource
 from zoo.data.parallel import map_indices
-from zoo.files import atomic_target, stat_fingerprint
+from zoo.errors import DataError
+from zoo.files import atomic_target, hold_shared, stat_fingerprint
 from zoo.specs import Preprocessing
 
 log = logging.getLogger("zoo.data")
@@ -85,10 +87,11 @@ def decode_once_to_disk(source: FileImages, spec: CacheSpec, folder: Path | None
     folder = Path(folder) if folder is not None else cache_dir("decoded")
     path = folder / f"{_disk_key(source, spec)}.npy"
     shape = (len(source), spec.side, spec.side, 3)
-    if not path.is_file():
+    if not path.is_file() or hold_shared(path) is None:
         load = spec.loader(source)
         with atomic_target(path, suffix=".npy") as tmp:  # a killed run never leaves a half-written cache
             out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=shape)
+            hold_shared(tmp)  # in use from its first byte: the lock follows the file through the rename
 
             def fill(index: int) -> None:
                 out[index] = load(index)  # a shared file mapping: a forked worker's write lands in the file
@@ -109,9 +112,13 @@ def _disk_key(source: FileImages, spec: CacheSpec) -> str:
 
 def _image(source: ImageSource, index: int, draft: int | None) -> Image.Image:
     if isinstance(source, FileImages):
-        from zoo.data.decode import decode_rgb
+        from zoo.data.decode import BadImageError, decode_rgb
 
-        return decode_rgb(source.paths[index], draft_size=(draft, draft) if draft else None)
+        try:
+            return decode_rgb(source.paths[index], draft_size=(draft, draft) if draft else None)
+        except BadImageError as exc:  # it decoded when the dataset was checked: the file changed since
+            raise DataError(f"image {source.paths[index]} can no longer be read ({exc}); it changed after zoo "
+                            "checked it: run again to check the files anew") from exc
     return source.load(index)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -89,8 +90,10 @@ def _read_list_file(list_file: Path) -> _Entries:
             continue
         where = f"{list_file}:{line_no}"
         parts = line.strip().rsplit(None, 1)
-        if len(parts) != 2 or not parts[1].lstrip("-").isdigit():
-            raise DataError(f"{where}: expected 'relative/path.jpg <int label>', got {line.strip()!r}")
+        if len(parts) != 2 or not re.fullmatch(r"-?[0-9]+", parts[1]):  # ASCII digits: int() refuses '²', '①'
+            raise DataError(f"{where}: expected 'relative/path.jpg <int label>', got {_clip(line.strip())!r}")
+        if "\0" in parts[0]:
+            raise DataError(f"{where}: the path holds a NUL byte; no file can be named so, fix the line")
         label = int(parts[1])
         if label < 0:
             raise DataError(f"{where}: label {label} is negative; labels are class indices from 0")
@@ -145,12 +148,16 @@ def _read_jsonl_file(path: Path) -> _Entries:
             obj = json.loads(line)
         except json.JSONDecodeError as exc:
             raise DataError(f"{where}: not valid JSON ({exc.msg})") from exc
+        except RecursionError:
+            raise DataError(f"{where}: nested too deeply to be an image line; fix the line") from None
         if not isinstance(obj, dict):
             raise DataError(f"{where}: expected an object like {{\"path\": \"img.jpg\", \"label\": \"cat\"}}, "
                             f"got {type(obj).__name__}")
         image = obj.get("path") or obj.get("image") or obj.get("file")
         if not isinstance(image, str) or "label" not in obj:
             raise DataError(f"{where}: each line needs a 'path' (a string) and a 'label'")
+        if "\0" in image:
+            raise DataError(f"{where}: the path holds a NUL byte; no file can be named so, fix the line")
         label, split = obj["label"], obj.get("split")
         if isinstance(label, bool) or not isinstance(label, (int, str)) or (isinstance(label, str) and not label.strip()):
             raise DataError(f"{where}: label {json.dumps(label)} is neither a class name nor a class index")
@@ -204,3 +211,8 @@ def _without_leaks(entries: dict[str, _Entries]) -> dict[str, _Entries]:
                         len(e.paths) - len(keep), e.file.name, split)
             e.paths, e.labels, e.where = [e.paths[i] for i in keep], [e.labels[i] for i in keep], [e.where[i] for i in keep]
     return entries
+
+
+def _clip(text: str, limit: int = 200) -> str:
+    """A line of a user's file, short enough to quote in one error line."""
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text):,} characters)"

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from zoo.data.dataset import EVAL_SPLIT_NAMES, FileImages, ImageDataset
-from zoo.data.decode import iter_class_folders, list_image_files
+from zoo.data.decode import iter_class_folders, list_image_files, warn_skipped
 from zoo.data.scan_record import scan_remembered
 from zoo.errors import DataError
 from zoo.specs import Layout, resolve_callable
@@ -162,9 +162,10 @@ def drop_bad_files(dataset: ImageDataset) -> None:
     for split, source in list(dataset.splits.items()):
         if not isinstance(source, FileImages) or not len(source):
             continue
-        result = scan_remembered(source.paths)
+        result = scan_remembered(source.paths, warn=False)  # named below, the first ten of all splits
         if result.bad:
             dataset.skipped.extend(result.bad)
             dataset.splits[split] = source.subset(result.good)
     if dataset.skipped:
-        log.warning("%d unreadable files skipped in %s (listed above)", len(dataset.skipped), dataset.name)
+        warn_skipped(dataset.skipped)
+        log.warning("%d unreadable files skipped in %s", len(dataset.skipped), dataset.name)

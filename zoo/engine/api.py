@@ -17,6 +17,7 @@ from torch import nn
 
 from zoo.engine.config import TrainConfig
 from zoo.engine.loop import fit
+from zoo.engine.memory import probe
 from zoo.engine.plan import RunPlan, plan_run
 from zoo.engine.setup import RunResult
 from zoo.errors import TrainingError
@@ -93,7 +94,7 @@ def build_for(cfg: TrainConfig, fresh: bool):
         if cfg.freeze != "none" and getattr(model, "zoo_load_report", None) is None:
             log.warning("warning: --freeze %s without --weights freezes randomly initialised layers: their features "
                         "are random (pass --weights DEFAULT or a file to fine-tune learned features)", cfg.freeze)
-    check_input_size(model, cfg.model, preprocessing.input_size, info.input_size)
+    probe(model, preprocessing.input_size, cfg.model, info.input_size)  # a size the model cannot take: one line now
     return model, dataset, preprocessing, info.classifier
 
 
@@ -106,21 +107,3 @@ def check_head_fits(cfg: TrainConfig, model: nn.Module, dataset) -> None:
         f"--weights {cfg.weights} has a head for another number of classes than {dataset.name} "
         f"({dataset.num_classes}); pass --new-head to keep its body and train a new head"
     )
-
-
-@torch.no_grad()
-def check_input_size(model: nn.Module, name: str, size: int, native: int) -> None:
-    """One image through the model (still on the CPU) before the data is loaded, so a size it cannot
-    take (ViTs are built for one) is a clear error. The model's own size needs no check."""
-    if size == native:
-        return
-    training = model.training
-    model.eval()
-    try:
-        model(torch.zeros(1, 3, size, size))
-    except (RuntimeError, AssertionError, ValueError) as exc:
-        first_line = (str(exc).splitlines() or [type(exc).__name__])[0][:160]
-        raise TrainingError(f"{name} cannot take {size}x{size} images ({first_line}); "
-                            f"use --image-size {native} or another model") from exc
-    finally:
-        model.train(training)

@@ -69,7 +69,7 @@ class TrainConfig:
     batch_size: int | None = option(None, "images per step", OPTIMISATION, low=1, high=1 << 20,
                                     shown="auto: 64, smaller for small datasets (>= 40 steps an epoch, >= 8)")
     optimizer: str = option("adamw", "sgd | adam | adamw", OPTIMISATION, choices=OPTIMIZERS)
-    lr: float | None = option(None, "peak learning rate", OPTIMISATION, above=0,
+    lr: float | None = option(None, "peak learning rate", OPTIMISATION, above=0, high=1e6,
                               shown="0.1 x batch/256 for sgd, 1e-3 for adam(w)")
     weight_decay: float | None = option(None, "weight decay", OPTIMISATION, low=0, high=10,
                                         shown="auto: 0.05 for adamw, 1e-4 for sgd and adam")
@@ -157,9 +157,13 @@ class TrainConfig:
             values = tomllib.loads(path.read_text()) if path.suffix == ".toml" else json.loads(path.read_text())
         except (tomllib.TOMLDecodeError, json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise TrainingError(f"config file {path} is not valid ({exc})") from exc
+        except RecursionError:
+            raise TrainingError(f"config file {path} is nested too deeply to be a config; fix it") from None
         if not isinstance(values, dict):
             raise TrainingError(f"config file {path} must hold a table of options")
         values = values.get("train", values)
+        if not isinstance(values, dict):
+            raise TrainingError(f"config file {path}: [train] must be a table of options, not {type(values).__name__}")
         return cls.from_dict({**values, **{k: v for k, v in overrides.items() if v is not None}})
 
 
@@ -190,7 +194,7 @@ def _check_field(f: dataclasses.Field, hint: Any, value: Any) -> None:
         raise TrainingError(f"{flag} takes {'a whole number' if kind is int else 'a ' + kind.__name__}, got {value!r}")
     if meta.get("choices") and value not in meta["choices"]:
         raise TrainingError(f"unknown {f.name} {value!r}; use one of {', '.join(meta['choices'])}")
-    if meta.get("pattern") is not None and not meta["pattern"].match(str(value)):
+    if meta.get("pattern") is not None and not meta["pattern"].fullmatch(str(value)):
         raise TrainingError(f"{flag} {value!r} is not valid; use {meta['help'].split(' (')[0]}")
     if kind in (int, float):
         _check_range(flag, value, meta)

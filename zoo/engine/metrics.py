@@ -112,6 +112,11 @@ def curves_figure(plt, rows: list[dict[str, Any]]):
     return fig
 
 
+def plain_text(text: str) -> str:
+    """Class names as matplotlib shows them literally: `$` would start mathtext (`$\\frac{x$` crashes it)."""
+    return text.replace("$", r"\$")
+
+
 def confusion_figure(plt, classes: list[str], confusion: list[list[int]], title: str):
     """Counts in the cells (dark text on light cells, light on dark) and a colour bar; names up to 60 classes."""
     import numpy as np
@@ -122,11 +127,12 @@ def confusion_figure(plt, classes: list[str], confusion: list[list[int]], title:
     fig, ax = plt.subplots(figsize=(side + 1.5, side))
     image = ax.imshow(matrix, cmap="Blues")
     fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="images")
-    ax.set(xlabel="predicted", ylabel="true", title=title)
+    ax.set(xlabel="predicted", ylabel="true", title=plain_text(title))
     if n <= 60:
         font = max(5, min(10, 220 // max(n, 1)))
-        ax.set_xticks(range(n), [c[:18] for c in classes], rotation=90, fontsize=font)
-        ax.set_yticks(range(n), [c[:18] for c in classes], fontsize=font)
+        names = [plain_text(c[:18]) for c in classes]
+        ax.set_xticks(range(n), names, rotation=90, fontsize=font)
+        ax.set_yticks(range(n), names, fontsize=font)
         threshold = matrix.max() / 2 if matrix.size else 0
         for i in range(n):
             for j in range(n):

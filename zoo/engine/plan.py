@@ -14,6 +14,7 @@ from zoo.data.transforms import resolve_preset
 from zoo.engine import feature_cache, parts
 from zoo.engine.config import TrainConfig
 from zoo.engine.defaults import resolve_defaults
+from zoo.engine.memory import check_fits, probe
 from zoo.runs import RunFolder, find_run, new_run_name
 from zoo.specs import Preprocessing
 
@@ -43,6 +44,7 @@ class RunPlan:
     precision: str
     channels_last: bool
     compile: str
+    memory: str  # the estimate a run is checked against (zoo.engine.memory)
     feature_cache: bool
     output: str
     resume: bool
@@ -67,6 +69,7 @@ class RunPlan:
             ("schedule", f"{self.schedule}, {self.epochs} epochs x {self.steps_per_epoch} steps"),
             ("device", f"{self.device}, {self.precision}, channels_last {'on' if self.channels_last else 'off'}"),
             ("torch.compile", self.compile),
+            ("memory", self.memory),
             ("auto", self.auto),
             ("run folder", f"{self.output}{' (resumed)' if self.resume else ''}"),
         ]
@@ -96,6 +99,8 @@ def plan_run(model: nn.Module, dataset: ImageDataset, cfg: TrainConfig, preproce
     if cfg.max_steps_per_epoch:
         steps = min(steps, cfg.max_steps_per_epoch)
     _, compile_reason = parts.compile_decision(cfg.compile, device, steps * cfg.epochs)
+    memory = check_fits(probe(model, preprocessing.input_size, model_name), cfg.batch_size,
+                        preprocessing.input_size, device, amp_dtype is not None)
     warmup = cfg.warmup_steps or round(cfg.warmup_epochs * steps)
     schedule = cfg.scheduler + (f" after {warmup} warmup steps" if warmup else "")
     lr = cfg.effective_lr
@@ -107,6 +112,6 @@ def plan_run(model: nn.Module, dataset: ImageDataset, cfg: TrainConfig, preproce
         optimizer=cfg.optimizer, lr=lr, body_lr=lr * cfg.body_lr_scale if cfg.freeze != "none" else lr,
         weight_decay=cfg.weight_decay, schedule=schedule, epochs=cfg.epochs, steps_per_epoch=steps,
         device=str(device), precision=parts.precision_name(amp_dtype),
-        channels_last=channels_last, compile=compile_reason,
+        channels_last=channels_last, compile=compile_reason, memory=memory,
         feature_cache=feature_cache.wanted(cfg, augment, distributed=False), output=str(run.final),
         resume=resume is not None, auto=", ".join(chosen) or "none")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,9 +28,10 @@ from zoo.engine.config import TrainConfig
 from zoo.engine.console import log_epoch, run_output
 from zoo.engine.defaults import resolve_defaults
 from zoo.engine.distributed import DistributedContext
-from zoo.errors import TrainingError
-from zoo.files import check_writable
-from zoo.runs import CONFIG, LAST, SPLIT, CheckpointMeta, RunFolder, find_run, new_run_name
+from zoo.engine.memory import check_fits, probe
+from zoo.errors import Interrupted, TrainingError
+from zoo.files import make_folder, remove_empty_folders
+from zoo.runs import CONFIG, LAST, SPLIT, CheckpointMeta, RunFolder, claim_new_run, find_run, new_run_name
 from zoo.specs import Preprocessing
 
 log = logging.getLogger("zoo.engine")
@@ -129,19 +130,16 @@ def training_session(model: nn.Module, dataset: ImageDataset, cfg: TrainConfig, 
     model_name = model_name or type(model).__name__
     preprocessing = preprocessing or Preprocessing.for_size(cfg.image_size or 224)
     cfg, chosen = resolve_defaults(cfg, preprocessing.input_size, len(dataset.train))
-    if resume is not None:
-        run = find_run(resume)
-    else:
-        run = RunFolder(cfg.output) if cfg.output else new_run_name(model_name, dataset.name)
-    if resume is None and dist.is_main:
-        check_writable(run.final.parent, TrainingError)
-    with run_output(cfg.quiet), (run.locked() if dist.is_main else nullcontext()):
+    with run_output(cfg.quiet), ExitStack() as held:
+        run = open_run(cfg, model_name, dataset.name, resume, dist, held)
         if dist.is_main:
-            run.clean_stale()
+            run.recover_interrupted_promote()
         if resume is not None:
             check_resume_matches(run, model_name, dataset, preprocessing)
         elif dist.is_main:
             run.check_new_target(cfg.overwrite)
+        if dist.is_main:
+            run.clean_stale()  # only now that the run may start, and only what zoo provably left
         if chosen:
             log.info("auto: %s", ", ".join(chosen))
         training = prepare(model, dataset, cfg, preprocessing, classifier, model_name, run, resume is not None, dist,
@@ -152,10 +150,31 @@ def training_session(model: nn.Module, dataset: ImageDataset, cfg: TrainConfig, 
             yield training
         except torch.OutOfMemoryError as exc:
             raise out_of_memory(cfg, training.epoch) from exc
+        except KeyboardInterrupt as exc:
+            raise interrupted(run, training) from exc
         finally:
             if dist.is_main:
                 run.abandon_staging()  # failed before its first checkpoint: leave nothing (no-op once promoted)
             dist.close()
+
+
+def open_run(cfg: TrainConfig, model_name: str, data_name: str, resume: str | Path | None,
+             dist: DistributedContext, held: ExitStack) -> RunFolder:
+    """The run folder, locked in ``held`` by rank 0. Folders made above a new run are removed again
+    (once the lock is released) if the run ends with nothing in them."""
+    if resume is not None:
+        run = find_run(resume)
+        if dist.is_main:
+            held.enter_context(run.locked())
+        return run
+    run = RunFolder(cfg.output) if cfg.output else new_run_name(model_name, data_name)
+    if not dist.is_main:
+        return run
+    held.callback(remove_empty_folders, make_folder(run.final.parent, TrainingError))
+    if cfg.output:
+        held.enter_context(run.locked())
+        return run
+    return claim_new_run(model_name, data_name, held, root=run.final.parent)  # same-second runs: a name each
 
 
 def prepare(model: nn.Module, dataset: ImageDataset, cfg: TrainConfig, preprocessing: Preprocessing,
@@ -171,6 +190,9 @@ def prepare(model: nn.Module, dataset: ImageDataset, cfg: TrainConfig, preproces
     classifier = classifier or head_attr
     frozen = parts.frozen_modules(model, cfg.freeze, classifier)
     channels_last = cfg.channels_last if cfg.channels_last is not None else parts.channels_last_default(device)
+    # before any data is decoded or weights moved: a step that cannot fit is one line with what fits
+    check_fits(probe(model, preprocessing.input_size, model_name), cfg.batch_size, preprocessing.input_size, device,
+               amp_dtype is not None)
     loader_gen = torch.Generator()
     options = InputOptions(cfg.batch_size, cfg.augment, cfg.cache, cfg.pipeline, cfg.workers, channels_last)
     inputs = build_inputs(dataset, preprocessing, options, device, loader_gen, lambda s: dist.sampler(s, cfg.seed))
@@ -272,6 +294,16 @@ def out_of_memory(cfg: TrainConfig, epoch: int) -> TrainingError:
         f"with --accumulate-steps {cfg.accumulate_steps * 2} (same effective batch) or a smaller --image-size; "
         "the last good checkpoint is kept"
     )
+
+
+def interrupted(run: RunFolder, training: Training) -> TrainingError:
+    """What a Ctrl-C leaves: the run's last finished epoch, or nothing at all."""
+    if training.history or training.start_epoch > 0:
+        done = training.start_epoch + len(training.history)
+        return Interrupted(f"interrupted in epoch {training.epoch + 1}; run {run.final} keeps epoch {done} "
+                           f"(zoo finetune --resume {run.final} goes on)")
+    return Interrupted("interrupted before the first epoch finished; nothing was kept (no run folder is left): "
+                       "start it again")
 
 
 def _few(names: list[str], n: int = 3) -> str:

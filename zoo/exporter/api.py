@@ -1,14 +1,17 @@
 """zoo.export(): a checkpoint -> files in the chosen formats, metadata, and a parity report for each.
 
 Formats come from the registry (zoo/exporter/formats): onnx, onnx-int8, pt2, torchscript and any a
-plugin adds. Each file is written atomically and then proven against eager fp32 PyTorch on real
-images (zoo/exporter/parity.py); a file that fails its gate stays for inspection, marked failed in
-model.json, and the export exits 1 naming the format.
+plugin adds. Each file is proven against eager fp32 PyTorch on real images (zoo/exporter/parity.py);
+a file that fails its gate stays for inspection, marked failed in model.json, and the export exits 1
+naming the format. The export is built in a staging folder and swapped in whole (zoo.outputs), under
+a lock, so model.json always describes exactly the files beside it, with the SHA-256 of every file
+each format wrote; formats exported earlier from the same checkpoint are kept, others go.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,10 +19,14 @@ from typing import Any
 
 import torch
 
-from zoo.errors import ExportError
+from zoo.errors import ExportError, ZooError
 from zoo.exporter.formats import DEFAULT_OPSET, ExportOptions, format_names, get_format
+from zoo.exporter.metadata import export_metadata, relative_checkpoint
+from zoo.files import atomic_write_json
 
 log = logging.getLogger("zoo.export")
+EXPORT_MARKER = ".zoo-export"  # exports/<run>/.zoo-export: a folder zoo made (it writes nowhere else)
+MODEL_JSON, PARITY_JSON = "model.json", "parity.json"
 
 
 @dataclass
@@ -79,10 +86,9 @@ def export(
     model.json marks them failed.
     """
     from zoo.exporter.loading import load_checkpoint
-    from zoo.exporter.metadata import export_metadata, relative_checkpoint
     from zoo.exporter.parity import calibration_images as calibration, check as parity_check, load_eval_images
-    from zoo.files import atomic_write_json, check_writable
     from zoo.hub import file_digest
+    from zoo.outputs import as_folder, staged_output
 
     formats = _chosen(format)
     if batch_size < 1:
@@ -90,38 +96,52 @@ def export(
     loaded = load_checkpoint(run, checkpoint, model)
     meta, net = loaded.meta, loaded.model.float().eval()
     name = loaded.run.name if loaded.run else loaded.checkpoint.stem
-    out = Path(output) if output else Path("exports") / name
-    check_writable(out, ExportError)
+    out = as_folder(output if output else Path("exports") / name)
     size = meta.preprocessing.input_size
     example = torch.randn(2 if dynamic_batch else batch_size, 3, size, size)
     options = ExportOptions(opset=opset, dynamic_batch=dynamic_batch, batch_size=batch_size,
                             embed_preprocessing=embed_preprocessing)
     eval_images = load_eval_images(meta, loaded.run, images, max_images) if check else None
-    files, details, parity, seconds = {}, {}, {}, {}
-    for fmt in formats:
-        started = time.perf_counter()
-        fmt_options = options
-        if fmt.gate == "top1":  # int8: calibrated on training images
-            fmt_options = ExportOptions(**{**options.__dict__, "calibration": calibration(
-                meta, loaded.run, images, calibration_images, decoded=embed_preprocessing)})
-        path = fmt.path_in(out, options)
-        log.info("exporting %s as %s to %s", meta.model, fmt.name, path)
-        details[fmt.name] = fmt.export(net, path, example, meta, fmt_options)
-        files[fmt.name] = path
-        if check:
-            parity[fmt.name] = {**parity_check(net, eval_images, fmt.load(path), fmt.gate, atol, rtol,
-                                               device=reference_device),
-                                **details[fmt.name]}
-            _log(fmt.name, parity[fmt.name])
-        seconds[fmt.name] = time.perf_counter() - started
-    if check:
-        atomic_write_json(out / "parity.json", parity)
-    atomic_write_json(out / "model.json", {
-        **export_metadata(meta, embed_preprocessing),
-        "checkpoint": relative_checkpoint(loaded.checkpoint, loaded.run.name if loaded.run else None),
-        "files": {fmt: {"path": p.name, "sha256": file_digest(p), "bytes": p.stat().st_size, **details[fmt],
-                        "parity_passed": parity.get(fmt, {}).get("passed")} for fmt, p in files.items()},
-    })
+    checkpoint_sha256 = file_digest(loaded.checkpoint)
+    records, parity, seconds = {}, {}, {}
+    with staged_output(out, EXPORT_MARKER, "export folder", ExportError, legacy=_made_by_zoo) as staging:
+        # formats exported earlier from the same checkpoint stay, with their records; anything else goes
+        new_files = {fmt.name: fmt.path_in(staging, options).name for fmt in formats}
+        kept_records, kept_parity = carry_over(out, staging, checkpoint_sha256, new_files)
+        for fmt in formats:
+            key = fmt.name
+            started = time.perf_counter()
+            fmt_options = options
+            if fmt.gate == "top1":  # int8: calibrated on training images
+                fmt_options = ExportOptions(**{**options.__dict__, "calibration": calibration(
+                    meta, loaded.run, images, calibration_images, decoded=embed_preprocessing)})
+            path = fmt.path_in(staging, options)
+            before = _files_in(staging)
+            log.info("exporting %s as %s to %s", meta.model, fmt.name, out / path.name)
+            details = fmt.export(net, path, example, meta, fmt_options)
+            runner = fmt.load(path)
+            written = sorted(_files_in(staging) - before) or [path.name]
+            if check:
+                parity[key] = {**parity_check(net, eval_images, runner, fmt.gate, atol, rtol,
+                                              device=reference_device), **details}
+                _log(key, parity[key])
+            records[key] = {
+                "format": fmt.name, "path": path.name, "sha256": file_digest(path), "bytes": path.stat().st_size,
+                **{("input_name" if k == "input" else k): v for k, v in details.items()},  # ONNX: the tensor's name
+                "input": describe_input(runner, size), "parity_passed": parity.get(key, {}).get("passed"),
+                "files": {f: file_digest(staging / f) for f in written},  # every file the format wrote
+            }
+            seconds[key] = time.perf_counter() - started
+        all_parity = {**kept_parity, **parity}
+        if all_parity:
+            atomic_write_json(staging / PARITY_JSON, all_parity)
+        atomic_write_json(staging / MODEL_JSON, {
+            **export_metadata(meta),
+            "checkpoint": relative_checkpoint(loaded.checkpoint, loaded.run.name if loaded.run else None),
+            "checkpoint_sha256": checkpoint_sha256,
+            "files": {**kept_records, **records},
+        })
+    files = {fmt: out / record["path"] for fmt, record in records.items()}
     failed = [f for f, r in parity.items() if not r["passed"]]
     if failed and strict:
         worst = parity[failed[0]]
@@ -131,6 +151,71 @@ def export(
             f"files kept in {out} for inspection"
         )
     return ExportResult(out, files, parity, seconds)
+
+
+def describe_input(runner, size: int) -> str:
+    """What this file takes, in words (model.json says it per file: formats of one export differ)."""
+    if runner.input == "uint8":
+        return "uint8 (N, H, W, 3) RGB, any H and W"
+    batch = runner.static_batch if runner.static_batch else "N"
+    return f"float32 ({batch}, 3, {size}, {size})"
+
+
+def carry_over(previous: Path, staging: Path, checkpoint_sha256: str, new_files: dict[str, str]):
+    """Records (and parity reports) of files a previous export of the same checkpoint wrote into
+    ``previous`` and this one does not write again (``new_files``: format -> file), with their files
+    hard-linked (or copied) into ``staging``; a file that no longer matches its recorded hash is
+    dropped. Records are keyed by format; a kept file of a format written again under another file
+    name (ONNX with preprocessing embedded is model-uint8.onnx) is keyed "format (file)"."""
+    import shutil
+
+    from zoo.files import read_json
+    from zoo.hub import file_digest
+
+    model_json = previous / MODEL_JSON
+    if not model_json.is_file():
+        return {}, {}
+    try:
+        old = read_json(model_json, "export metadata")
+        old_parity = read_json(previous / PARITY_JSON, "parity report") if (previous / PARITY_JSON).is_file() else {}
+    except ZooError:  # damaged: nothing of it is kept
+        return {}, {}
+    if not isinstance(old, dict) or old.get("checkpoint_sha256") != checkpoint_sha256:
+        return {}, {}
+    records, parity = {}, {}
+    for key, record in (old.get("files") or {}).items():
+        names = record.get("files") if isinstance(record, dict) else None
+        if not isinstance(names, dict) or record.get("path") in new_files.values():
+            continue
+        fmt = record.get("format", key)
+        if not all((previous / f).is_file() and file_digest(previous / f) == digest for f, digest in names.items()):
+            log.warning("not keeping the earlier %s export: its files changed since", key)
+            continue
+        for f in names:
+            try:
+                os.link(previous / f, staging / f)
+            except OSError:
+                shutil.copy2(previous / f, staging / f)
+        new_key = f"{fmt} ({record['path']})" if fmt in new_files else key
+        records[new_key] = record
+        if isinstance(old_parity, dict) and key in old_parity:
+            parity[new_key] = old_parity[key]
+    return records, parity
+
+
+def _files_in(folder: Path) -> set[str]:
+    return {p.name for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")}
+
+
+def _made_by_zoo(folder: Path) -> bool:
+    """An export folder from before the marker: a model.json that zoo wrote (classes and files)."""
+    from zoo.files import read_json
+
+    try:
+        data = read_json(folder / MODEL_JSON, "export metadata")
+    except (ZooError, OSError):
+        return False
+    return isinstance(data, dict) and isinstance(data.get("files"), dict) and "classes" in data
 
 
 def _chosen(format: str | list[str]):  # noqa: A002

@@ -24,10 +24,13 @@ RECIPE = ("decode as `decoding` says; resize (bilinear, antialiased) so the shor
           "as (1, H, W, 3) and does the rest itself.")
 
 
-def export_metadata(meta: CheckpointMeta, embedded: bool = False) -> dict[str, Any]:
-    """The checkpoint's metadata plus the whole consumer recipe (nothing machine-specific)."""
-    return {**meta.to_dict(), "decoding": DECODING, "recipe": RECIPE,
-            "input": "uint8 (N, H, W, 3) RGB" if embedded else "float32 (N, 3, input_size, input_size)"}
+def export_metadata(meta: CheckpointMeta, embedded: bool | None = None) -> dict[str, Any]:
+    """The checkpoint's metadata plus the whole consumer recipe (nothing machine-specific); with
+    ``embedded`` given (the metadata inside one ONNX file), the input that file takes."""
+    values = {**meta.to_dict(), "decoding": DECODING, "recipe": RECIPE}
+    if embedded is not None:
+        values["input"] = "uint8 (N, H, W, 3) RGB" if embedded else "float32 (N, 3, input_size, input_size)"
+    return values
 
 
 def metadata_props(meta: CheckpointMeta, embedded: bool = False) -> dict[str, str]:

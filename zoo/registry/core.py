@@ -1,4 +1,5 @@
-"""The registry: name tables for models, datasets, model namespaces, dataset layouts and exporters.
+"""The registry: name tables for models, datasets, model namespaces, dataset layouts, exporters and
+training callbacks.
 
 Unprefixed model names belong to zoo itself and to plugins; ``<prefix>:<name>`` is answered on
 demand by a namespace a plugin registered (zoo's own plugin registers ``tv`` for torchvision and
@@ -30,6 +31,7 @@ class Registry:
         self.namespaces: NameTable[NamespaceInfo] = NameTable("model namespace", "`zoo list --source all` lists them")
         self.layouts: NameTable[Layout] = NameTable("dataset layout", "`zoo data check PATH` detects it")
         self.exporters: NameTable[Any] = NameTable("export format", "`zoo export --list-formats` shows them")
+        self.callbacks: NameTable[Any] = NameTable("training callback", "`zoo plugins` lists them")
         self.discover_plugins = discover_plugins
         self.use_plugin_cache = True  # list names from plugins' recorded registrations (see plugin_cache)
         self.plugins: list[PluginRecord] = []  # one per entry point loaded
@@ -47,7 +49,7 @@ class Registry:
 
     def tables(self) -> dict[str, NameTable]:
         return {"models": self.models, "datasets": self.datasets, "namespaces": self.namespaces,
-                "layouts": self.layouts, "exporters": self.exporters}
+                "layouts": self.layouts, "exporters": self.exporters, "callbacks": self.callbacks}
 
     # -- lazy plugin loading ----------------------------------------------------------------------------------
     def ensure_loaded(self, group: str) -> None:

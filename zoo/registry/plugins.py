@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("zoo.plugins")
 
-GROUPS = ("zoo.models", "zoo.datasets", "zoo.exporters")
+GROUPS = ("zoo.models", "zoo.datasets", "zoo.exporters", "zoo.callbacks")
 OWN_DISTRIBUTION = "zoo"
 
 
@@ -80,7 +80,9 @@ def load_plugin(registry: Registry, ep: EntryPoint, group: str, use_cache: bool 
         record.error = f"missing module {exc.name!r} (install it, or uninstall {distribution})"
     except SystemExit as exc:  # a plugin calling sys.exit must not end zoo
         record.error = f"called sys.exit({exc.code!r}) while loading"
-    except Exception as exc:  # noqa: BLE001 - a plugin may fail in any way; we report and go on
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:  # noqa: BLE001 - a plugin may fail in any way (even a BaseException); report, go on
         record.error = f"{type(exc).__name__}: {_first_line(exc)}"
     if record.error:
         log.warning("plugin %s from %s failed to load: %s", ep.name, distribution, record.error)

@@ -132,7 +132,33 @@ def format_for_path(path: Path) -> ExportFormat | None:
 
 def load_export(path: Path) -> LoadedExport | None:
     fmt = format_for_path(path)
-    return fmt.load(path) if fmt is not None else None
+    if fmt is None:
+        return None
+    check_recorded_hashes(path)
+    return fmt.load(path)
+
+
+def check_recorded_hashes(path: Path) -> None:
+    """A file beside the model.json of its export: every file its format wrote (an OpenVINO .bin with
+    its .xml, say) still has the SHA-256 recorded at export time. A file alone is taken as it is."""
+    from zoo.files import read_json
+    from zoo.hub import file_digest
+
+    model_json = path.parent / "model.json"
+    if not model_json.is_file():
+        return
+    recorded = read_json(model_json, "export metadata")
+    records = recorded.get("files") if isinstance(recorded, dict) else None
+    for record in (records or {}).values():
+        if not isinstance(record, dict) or record.get("path") != path.name:
+            continue
+        for name, digest in (record.get("files") or {path.name: record.get("sha256")}).items():
+            part = path.parent / name
+            if not part.is_file():
+                raise ExportError(f"{part} is missing (model.json lists it with {path.name}); export again")
+            if file_digest(part) != digest:
+                raise ExportError(f"{part} does not match the SHA-256 that model.json records for it: it changed "
+                                  "after `zoo export` (damaged or replaced); export again")
 
 
 def temp_path(path: Path):
