@@ -16,11 +16,12 @@ DEMO_RUN := runs/demo-digits
 
 .PHONY: venv demo test clean
 
-$(VENV)/.installed: pyproject.toml constraints.txt plugins/zoo-example/pyproject.toml plugins/zoo-openvino/pyproject.toml Makefile
+$(VENV)/.installed: pyproject.toml constraints.txt plugins/zoo-example/pyproject.toml plugins/zoo-openvino/pyproject.toml plugins/zoo-mlflow/pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q $(TORCH_PINS)
-	$(PY) -m pip install -q -c constraints.txt -e '.[dev]' -e plugins/zoo-example -e plugins/zoo-openvino
+	$(PY) -m pip install -q -c constraints.txt -e '.[dev,serve]' -e plugins/zoo-example -e plugins/zoo-openvino \
+		-e plugins/zoo-mlflow
 	touch $@
 
 venv: $(VENV)/.installed

@@ -84,7 +84,7 @@ def zoo_rows(model: str, dataset: ImageDataset, **options) -> list[dict]:
         cfg = zoo.TrainConfig(epochs=args.epochs, batch_size=args.batch_size, augment="light", quiet=True,
                               output=f"{tmp}/run", **options)
         result = zoo.fit(net, dataset, cfg, zoo.model_info(model).preprocessing(args.size), model_name=model)
-    return result.history
+    return [epoch.metrics() for epoch in result.history]
 
 
 def summary(loop: str, model: str, data: str, rows: list[dict], target: float) -> dict:

@@ -134,7 +134,7 @@ def zoo_defaults(row: dict, dataset: ImageDataset, epochs: int) -> tuple[list[di
                          info.preprocessing(None if row["size"] == info.input_size else row["size"]),
                          model_name=row["model"])
         resolved = json.loads((result.run_dir / "config.json").read_text())
-    return result.history, resolved
+    return [epoch.metrics() for epoch in result.history], resolved
 
 
 def scale_of(name: str) -> float:

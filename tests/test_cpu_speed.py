@@ -27,7 +27,7 @@ def test_compile_without_a_compiler_trains_uncompiled(monkeypatch, caplog):
     monkeypatch.setattr(parts.shutil, "which", lambda name: None)
     model = torch.nn.Linear(2, 2)
     with caplog.at_level(logging.WARNING, logger="zoo"):
-        assert parts.maybe_compile(model, True, torch.device("cpu"), 100) is model
+        assert parts.maybe_compile(model, True, "on (asked for)", torch.device("cpu")) is model
     assert any("needs a C++ compiler" in r.getMessage() for r in caplog.records)
 
 

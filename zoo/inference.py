@@ -48,6 +48,16 @@ class Predictor:
             logits = self.run(batch)
         return torch.softmax(torch.from_numpy(np.asarray(logits, dtype=np.float32)), dim=1)
 
+    def top_k(self, inputs, k: int) -> list[list[dict[str, Any]]]:
+        """Transformed images (``transform()``'s outputs) -> for each, the k most probable labels: the one
+        answer predict, eval and the server give."""
+        batch = list(inputs) if self.input == "uint8" else torch.stack(list(inputs))
+        probs = self.probabilities(batch)
+        values, indices = probs.topk(min(k, probs.shape[1]), dim=1)
+        classes = self.meta.classes
+        return [[{"label": classes[c], "index": c, "prob": round(v, 6)} for v, c in zip(vals, idxs)]
+                for vals, idxs in zip(values.tolist(), indices.tolist())]
+
     def transform(self):
         """What predict applies to each decoded image: nothing for a file that preprocesses itself."""
         if self.input == "uint8":
@@ -189,7 +199,6 @@ def predict(model_file: str | Path, images: list[str | Path] | str | Path, top_k
         raise ZooError("no images found to predict on")
     if batch_size < 1:
         raise ZooError(f"--batch-size {batch_size} must be at least 1")
-    classes = predictor.meta.classes
     results: list[dict[str, Any]] = [{}] * len(files)
     for chunk in decoded_batches(files, predictor.transform(), batch_size):
         good = [(i, x) for i, x in chunk if not isinstance(x, str)]
@@ -198,12 +207,8 @@ def predict(model_file: str | Path, images: list[str | Path] | str | Path, top_k
                 results[i] = {"image": str(files[i]), "error": reason, "top": []}
         if not good:
             continue
-        inputs = [x for _, x in good] if predictor.input == "uint8" else torch.stack([x for _, x in good])
-        probs = predictor.probabilities(inputs)
-        values, indices = probs.topk(min(top_k, probs.shape[1]), dim=1)
-        for (i, _), vals, idxs in zip(good, values.tolist(), indices.tolist()):
-            results[i] = {"image": str(files[i]), "top": [
-                {"label": classes[c], "index": c, "prob": round(v, 6)} for v, c in zip(vals, idxs)]}
+        for (i, _), top in zip(good, predictor.top_k([x for _, x in good], top_k)):
+            results[i] = {"image": str(files[i]), "top": top}
     if output is not None:
         write_predictions(results, output, top_k)
     return results

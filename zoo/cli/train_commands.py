@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import json
 import logging
 import typing
 from pathlib import Path
@@ -22,14 +23,14 @@ def config_option(f: dataclasses.Field, hint: Any) -> inspect.Parameter:
     out at run time, None and a text saying how). Only options given on the command line are passed
     on, so a --config file's values are not overridden by defaults."""
     meta = f.metadata
-    flag = "--" + f.name.replace("_", "-")
+    flag = "--" + (meta["cli_name"] or f.name).replace("_", "-")
     base = value_type(hint)
     if base is bool:
         decls = [flag] if f.default is False else [f"{flag}/--no-{flag[2:]}"]
     else:
         decls = [flag]
-    if typing.get_origin(base) is list:
-        base = str  # comma-separated on the command line
+    if typing.get_origin(base) is list:  # names: the option repeated; numbers: comma-separated
+        base = list[str] if typing.get_args(base) == (str,) else str
     if meta["short"]:
         decls.append(meta["short"])
     choices = meta["choices"]
@@ -60,6 +61,9 @@ def finetune_parameters() -> list[inspect.Parameter]:
         inspect.Parameter("dry_run", keyword, annotation=bool, default=typer.Option(
             False, "--dry-run", help="resolve and print everything the run would do; write nothing",
             rich_help_panel=OUTPUT)),
+        inspect.Parameter("as_json", keyword, annotation=bool, default=typer.Option(
+            False, "--json", help="with --dry-run: the plan as JSON (its 'config' is the run's config.json)",
+            rich_help_panel=OUTPUT)),
     ]
     fields = [config_option(f, hints[f.name]) for f in dataclasses.fields(TrainConfig) if f.name not in NOT_OPTIONS]
     return first + fields + last
@@ -70,8 +74,10 @@ def finetune_command(**given: Any) -> None:
     from zoo.errors import TrainingError
 
     ctx = given.pop("ctx")
-    model, config, resume, dry_run = (given.pop(k) for k in ("model", "config", "resume", "dry_run"))
+    model, config, resume, dry_run, as_json = (given.pop(k) for k in ("model", "config", "resume", "dry_run", "as_json"))
     options = {k: v for k, v in given.items() if v is not None and ctx.get_parameter_source(k).name != "DEFAULT"}
+    if as_json and not dry_run:
+        raise typer.BadParameter("--json prints the plan of --dry-run; add --dry-run", param_hint="--json")
     if "milestones" in options:
         try:
             options["milestones"] = [int(m) for m in options["milestones"].split(",") if m.strip()]
@@ -85,7 +91,7 @@ def finetune_command(**given: Any) -> None:
         logging.getLogger("zoo").setLevel(logging.WARNING)
     result = finetune(model=model, config=config, resume=resume, dry_run=dry_run, **options)
     if dry_run:
-        typer.echo(result.describe())
+        typer.echo(json.dumps(result.to_dict(), indent=2) if as_json else result.describe())
     elif quiet:  # otherwise the log's last line already said it
         typer.echo(f"best val top-1 {result.best_top1:.4f} (epoch {result.best_epoch}); run folder {result.run_dir}")
 

@@ -18,7 +18,7 @@ import math
 import torch
 from torch.nn import functional as F
 
-from zoo.data.transforms import CROP_SCALE, resolve_preset
+from zoo.data.transforms import PRESET_TABLE, resolve_preset
 from zoo.specs import Preprocessing
 
 _GRAY = (0.299, 0.587, 0.114)  # the ITU-R 601 weights torchvision uses for rgb_to_grayscale
@@ -30,6 +30,8 @@ class BatchAugment:
     def __init__(self, preprocessing: Preprocessing, preset: str, train: bool = True):
         self.size = preprocessing.input_size
         self.preset = resolve_preset(preset, self.size) if train else "none"
+        self.recipe = PRESET_TABLE[self.preset]
+        self.policy = self.recipe.policy_transform()
         self.mean = torch.tensor(preprocessing.mean).view(1, 3, 1, 1)
         self.std = torch.tensor(preprocessing.std).view(1, 3, 1, 1)
         self._normalisation: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}  # mean/std per device
@@ -37,13 +39,17 @@ class BatchAugment:
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
         if images.dtype != torch.uint8 or images.ndim != 4:
             raise TypeError(f"BatchAugment takes a uint8 (N, 3, H, W) batch, got {images.dtype} {tuple(images.shape)}")
-        if self.preset == "none":
+        recipe = self.recipe
+        if recipe.name == "none":
             x = _center_crop(images, self.size).float().div_(255)
         else:
+            if self.policy is not None:  # per image, on the uint8 pixels (as the per-image path does)
+                images = torch.stack([self.policy(image) for image in images])
             x = self._geometric(images.float().div_(255))
-            if self.preset == "strong":
-                x = _color_jitter(x, 0.2, 0.2, 0.2)
-                x = _random_grayscale(x, p=0.1)
+            if recipe.jitter:
+                x = _color_jitter(x, recipe.jitter, recipe.jitter, recipe.jitter)
+            if recipe.grayscale:
+                x = _random_grayscale(x, p=recipe.grayscale)
         if images.device not in self._normalisation:  # copied once, not once per batch
             self._normalisation[images.device] = self.mean.to(images.device), self.std.to(images.device)
         mean, std = self._normalisation[images.device]
@@ -51,26 +57,26 @@ class BatchAugment:
 
     def _geometric(self, x: torch.Tensor) -> torch.Tensor:
         """One affine grid per image: output pixel -> where to sample in the cached image."""
-        n, side = x.shape[0], x.shape[-1]
-        flip_x = torch.where(torch.rand(n) < 0.5, -1.0, 1.0)
+        n, side, recipe = x.shape[0], x.shape[-1], self.recipe
+        flip_x = torch.where(torch.rand(n) < 0.5, -1.0, 1.0) if recipe.hflip else torch.ones(n)
         flip_y = torch.ones(n)
         angle = torch.zeros(n)
-        if self.preset in CROP_SCALE:  # RandomResizedCrop(scale, ratio=(3/4, 4/3)) + horizontal flip
-            area = torch.empty(n).uniform_(*CROP_SCALE[self.preset])
+        if recipe.crop_scale:  # RandomResizedCrop(scale, ratio=(3/4, 4/3)) + horizontal flip
+            area = torch.empty(n).uniform_(*recipe.crop_scale)
             ratio = torch.exp(torch.empty(n).uniform_(math.log(3 / 4), math.log(4 / 3)))
             width, height = (area * ratio).sqrt().clamp(max=1.0), (area / ratio).sqrt().clamp(max=1.0)
             center_x = (torch.rand(n) * 2 - 1) * (1 - width)
             center_y = (torch.rand(n) * 2 - 1) * (1 - height)
             padding = "zeros"
-        elif self.preset == "cifar":  # pad size/8, random crop (whole-pixel shifts), horizontal flip
+        elif recipe.pad_crop:  # pad size/8, random crop (whole-pixel shifts), horizontal flip
             pad = self.size // 8
             shift = torch.randint(-pad, pad + 1, (2, n)).float() * 2 / side
             width = height = torch.full((n,), self.size / side)
             center_x, center_y = shift[0], shift[1]
             padding = "border"
-        else:  # strong: rotation +-45 about the centre, centre crop, horizontal and vertical flips
-            angle = torch.empty(n).uniform_(-45, 45) * math.pi / 180
-            flip_y = torch.where(torch.rand(n) < 0.5, -1.0, 1.0)
+        else:  # rotation about the centre, centre crop, flips
+            angle = torch.empty(n).uniform_(-recipe.rotate, recipe.rotate) * math.pi / 180
+            flip_y = torch.where(torch.rand(n) < 0.5, -1.0, 1.0) if recipe.vflip else torch.ones(n)
             width = height = torch.full((n,), self.size / side)
             center_x = center_y = torch.zeros(n)
             padding = "zeros"

@@ -15,6 +15,7 @@ import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -36,8 +37,9 @@ def is_candidate(path: Path) -> bool:
     return not path.name.startswith(".") and path.suffix.lower() in IMAGE_EXTENSIONS
 
 
-def open_checked(path: str | Path, max_pixels: int = MAX_PIXELS) -> Image.Image:
-    """Open an image lazily (header only) and refuse decompression bombs before decoding."""
+def open_checked(path: str | Path | BinaryIO, max_pixels: int = MAX_PIXELS) -> Image.Image:
+    """Open an image lazily (header only) and refuse decompression bombs before decoding. ``path`` may
+    be a file object (bytes a server received: nothing touches the disk)."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -72,7 +74,7 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
-def decode_rgb(path: str | Path, draft_size: tuple[int, int] | None = None) -> Image.Image:
+def decode_rgb(path: str | Path | BinaryIO, draft_size: tuple[int, int] | None = None) -> Image.Image:
     """Decode one file to an RGB PIL image, or raise BadImageError naming what is wrong.
 
     ``draft_size`` lets JPEGs decode at a reduced scale (much faster) when the caller will
@@ -93,11 +95,15 @@ def decode_rgb(path: str | Path, draft_size: tuple[int, int] | None = None) -> I
         image.close()
 
 
-def _sniff(path: str | Path) -> str:
+def _sniff(path: str | Path | BinaryIO) -> str:
     """A short guess at what a non-image file is, for the warning."""
     try:
-        with open(path, "rb") as f:
-            head = f.read(200)  # the header only: the file may be gigabytes
+        if hasattr(path, "read"):
+            path.seek(0)
+            head = path.read(200)
+        else:
+            with open(path, "rb") as f:
+                head = f.read(200)  # the header only: the file may be gigabytes
     except OSError:
         return "unreadable"
     if not head:

@@ -18,7 +18,7 @@ from torch import nn
 from zoo.engine.config import TrainConfig
 from zoo.engine.loop import fit
 from zoo.engine.memory import probe
-from zoo.engine.plan import RunPlan, plan_run
+from zoo.engine.plan import RunPlan, dry_run_target, plan_run
 from zoo.engine.setup import RunResult
 from zoo.errors import TrainingError
 
@@ -42,15 +42,29 @@ def finetune(
 
     ``config`` is a TrainConfig or a .toml/.json file; keyword options override it. With
     ``resume`` (a run folder, or "latest") the run continues from its last finished epoch;
-    passing ``epochs`` then extends it. ``dry_run`` returns the RunPlan (model, data, pipeline,
+    passing ``epochs`` then extends it. ``callbacks`` mixes names of plugin callbacks ("mlflow:experiment=x",
+    kept in the run's config) and objects with zoo.Callback's hooks. ``dry_run`` returns the RunPlan (model, data, pipeline,
     parameters, optimizer, schedule, device, run folder) and writes nothing. To train your own
     ``nn.Module`` or dataset, call ``zoo.fit(model, dataset, TrainConfig(...))``.
     """
+    given = options.get("callbacks") or []
+    callbacks = [c for c in given if not isinstance(c, str)]  # objects; names go to the config (and resume)
+    if "callbacks" in options:
+        options["callbacks"] = [c for c in given if isinstance(c, str)]
     cfg = resolve_config(model, data, config, resume, options)
     net, dataset, preprocessing, classifier = build_for(cfg, fresh=resume is None)
     if dry_run:
-        return plan_run(net, dataset, cfg, preprocessing, classifier, cfg.model, resume)
-    return fit(net, dataset, cfg, preprocessing, classifier=classifier, model_name=cfg.model, resume=resume)
+        run = dry_run_target(cfg, cfg.model, dataset.name, resume)
+        return plan_run(net, dataset, cfg, preprocessing, classifier, cfg.model, run, resume is not None)
+    return fit(net, dataset, cfg, preprocessing, classifier=classifier, model_name=cfg.model, resume=resume,
+               callbacks=callbacks)
+
+
+def plan(model: str | None = None, data: str | None = None, config: str | Path | TrainConfig | None = None,
+         resume: str | Path | None = None, **options: Any) -> RunPlan:
+    """What `zoo.finetune(...)` with these arguments would do, decided exactly as the run decides it
+    (`zoo finetune ... --dry-run`); nothing is written. ``plan(...).config`` is the run's config.json."""
+    return finetune(model, data, config, resume, dry_run=True, **options)
 
 
 def resolve_config(model, data, config, resume, options: dict[str, Any]) -> TrainConfig:

@@ -1,7 +1,8 @@
-"""What a run writes after each epoch: weights with metadata, the resume state, metrics, plots.
+"""Checkpoint files: weights with metadata (safetensors + JSON) and the resume state.
 
-File names belong to zoo.runs; every file is written atomically (zoo.files), so a kill at any
-moment leaves the last good state. ``resume/`` is replaced as a whole folder.
+zoo.engine.writers decides when they are written; file names belong to zoo.runs; every file is
+written atomically (zoo.files), so a kill at any moment leaves the last good state. ``resume/`` is
+replaced as a whole folder.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ import json
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -18,12 +18,7 @@ import torch
 
 from zoo.errors import TrainingError
 from zoo.files import atomic_target, atomic_write_text
-from zoo.runs import BEST, FINAL_METRICS, LAST, TENSORBOARD, CheckpointMeta, RunFolder
-
-TENSORBOARD_SCALARS = {"train_loss": "loss/train", "val_loss": "loss/val", "train_top1": "top1/train",
-                       "val_top1": "top1/val", "val_top5": "top5/val", "lr": "lr", "images_per_s": "images_per_s",
-                       "data_wait_frac": "data_wait_frac"}
-
+from zoo.runs import CheckpointMeta
 
 def save_weights(stem: Path, model: torch.nn.Module, meta: CheckpointMeta | dict[str, Any]) -> None:
     """<stem>.safetensors plus <stem>.json metadata, each replaced atomically."""
@@ -37,7 +32,7 @@ def save_weights(stem: Path, model: torch.nn.Module, meta: CheckpointMeta | dict
 
 
 def save_resume_state(run_dir: Path, model, optimizer, scheduler, scaler, progress: dict[str, Any],
-                      meta: CheckpointMeta) -> None:
+                      meta: CheckpointMeta, extra: dict[str, Any] | None = None) -> None:
     """Write resume/ as a whole: a temp folder renamed into place, the old one kept until then.
 
     resume/model.json is the checkpoint metadata with the loop's progress over it (``epoch`` is the
@@ -46,7 +41,7 @@ def save_resume_state(run_dir: Path, model, optimizer, scheduler, scaler, progre
     os.chmod(staging, 0o777 & ~_umask())  # mkdtemp makes 0700 folders
     try:
         state = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                 "scaler": scaler.state_dict()}
+                 "scaler": scaler.state_dict(), "extra": extra or {}}  # extra: recipes' own state (EMA, ...)
         with atomic_target(staging / "state.pt") as tmp:
             torch.save(state, tmp)
         save_weights(staging / "model", model, {**meta.to_dict(), **progress})
@@ -88,63 +83,6 @@ def unwrap(model: torch.nn.Module) -> torch.nn.Module:
     if isinstance(model, DistributedDataParallel):
         model = model.module
     return getattr(model, "_orig_mod", model)
-
-
-@dataclass
-class RunWriter:
-    """What the run folder gets after each epoch (rank 0 only)."""
-
-    run: RunFolder
-    meta: CheckpointMeta  # the run's metadata; epoch and metrics are filled in per epoch
-    optimizer_name: str
-    tensorboard: bool = False
-    latest_pointed: bool = False
-
-    def epoch_done(self, model, optimizer, scheduler, scaler, row: dict[str, Any], val: dict[str, Any],
-                   improved: bool, best_top1: float, best_epoch: int) -> None:
-        from zoo.engine.metrics import append_epoch
-
-        classes = self.meta.classes
-        per_class = dict(zip(classes, val["per_class_accuracy"]))
-        meta = replace(self.meta, epoch=row["epoch"], per_class_accuracy=per_class,
-                       metrics={k: row[k] for k in ("val_top1", "val_top5", "val_loss")})
-        if improved:
-            save_weights(self.run.path / BEST, model, meta)
-        save_weights(self.run.path / LAST, model, meta)
-        save_resume_state(self.run.path, model, optimizer, scheduler, scaler,
-                          {"epoch": row["epoch"] - 1, "best_top1": best_top1, "best_epoch": best_epoch,
-                           "optimizer": self.optimizer_name}, meta)
-        append_epoch(self.run, row)
-        self.run.write_json(FINAL_METRICS, {
-            "best_epoch": best_epoch, "best_val_top1": best_top1, "last_epoch": row["epoch"],
-            "per_class_accuracy": per_class, "confusion_matrix": val["confusion_matrix"], "classes": classes,
-        })
-        if self.run.staged:  # the first checkpoint is complete: the run takes its place (and replaces an old one)
-            self.run.promote()
-        if self.tensorboard:
-            write_scalars(self.run.file(TENSORBOARD), row)
-        if not self.latest_pointed:  # runs/latest only ever names a run that has a checkpoint
-            self.run.point_latest()
-            self.latest_pointed = True
-
-    def plots(self) -> None:
-        from zoo.engine.metrics import write_plots
-
-        final = self.run.file(FINAL_METRICS)
-        if final.is_file():
-            write_plots(self.run, self.meta.classes, json.loads(final.read_text())["confusion_matrix"])
-
-
-def write_scalars(folder: Path, row: dict[str, Any]) -> None:
-    """One epoch's scalars as a TensorBoard event file (TensorBoard reads every file in the folder)."""
-    from torch.utils.tensorboard import SummaryWriter
-
-    writer = SummaryWriter(str(folder))
-    try:
-        for key, tag in TENSORBOARD_SCALARS.items():
-            writer.add_scalar(tag, row[key], row["epoch"])
-    finally:
-        writer.close()
 
 
 def check_tensorboard() -> None:

@@ -25,9 +25,10 @@ PRECISIONS = ("auto", "bf16", "fp16", "fp32")
 CACHE_MODES = ("auto", "memory", "disk", "none")
 PIPELINES = ("auto", "workers", "device", "gpu-decode")
 FEATURE_CACHE = ("auto", "off")
-AUGMENTS = ("auto", "none", "medium", "light", "strong", "cifar")
+AUGMENTS = ("auto", "none", "medium", "light", "strong", "cifar", "trivialaugment", "randaugment")
 DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 FREEZE_PATTERN = re.compile(r"^(none|backbone|\d+)$")
+EMA_PATTERN = re.compile(r"auto|off|0?\.\d+")
 
 # Help panels of `zoo finetune --help`, in this order.
 MODEL_DATA, OPTIMISATION, SCHEDULE, PIPELINE, HARDWARE, OUTPUT = (
@@ -37,14 +38,16 @@ PANELS = (MODEL_DATA, OPTIMISATION, SCHEDULE, PIPELINE, HARDWARE, OUTPUT)
 
 def option(default: Any, help: str, panel: str, *, choices: tuple[str, ...] = (), low: float | None = None,  # noqa: A002
            high: float | None = None, above: float | None = None, below: float | None = None,
-           pattern: re.Pattern | None = None, short: str = "", shown: str = "", hidden: bool = False) -> Any:
+           pattern: re.Pattern | None = None, short: str = "", shown: str = "", hidden: bool = False,
+           cli_name: str = "") -> Any:
     """A TrainConfig field: default, help text, panel, and the values it accepts.
 
     ``low``/``high`` are inclusive bounds, ``above``/``below`` exclusive ones; ``shown`` is how the
-    default reads in --help when it is worked out at run time (e.g. "auto: 1e-3 for adam(w)").
+    default reads in --help when it is worked out at run time (e.g. "auto: 1e-3 for adam(w)");
+    ``cli_name`` names the flag when it is not the field's name (--callback for callbacks).
     """
     meta = dict(help=help, panel=panel, choices=choices, low=low, high=high, above=above, below=below,
-                pattern=pattern, short=short, shown=shown, hidden=hidden)
+                pattern=pattern, short=short, shown=shown, hidden=hidden, cli_name=cli_name)
     if isinstance(default, list):
         return field(default_factory=lambda: list(default), metadata=meta)
     return field(default=default, metadata=meta)
@@ -91,10 +94,16 @@ class TrainConfig:
     step_size: int = option(7, "epochs between decays (step)", SCHEDULE, low=1)
     gamma: float = option(0.1, "decay factor (step, multistep)", SCHEDULE, above=0, high=1)
     milestones: list[int] = option([], "epochs at which multistep decays, e.g. 30,60", SCHEDULE, low=1)
+    ema: str = option("auto", "exponential moving average of the weights, evaluated and kept in checkpoints: "
+                      "auto | off | DECAY (e.g. 0.999)", OPTIMISATION, pattern=EMA_PATTERN, shown="auto: see the start-up line")
+    mixup: float | None = option(None, "MixUp alpha (0: off)", OPTIMISATION, low=0, high=10, shown="auto: 0")
+    cutmix: float | None = option(None, "CutMix alpha (0: off); with --mixup each batch gets one of them",
+                                  OPTIMISATION, low=0, high=10, shown="auto: 0")
     patience: int | None = option(None, "stop when val top-1 has not improved for this many epochs", SCHEDULE, low=1,
                                   shown="off")
 
-    augment: str = option("auto", "auto | none | medium | light | strong | cifar", PIPELINE, choices=AUGMENTS,
+    augment: str = option("auto", "auto | none | medium | light | strong | cifar | trivialaugment | randaugment",
+                          PIPELINE, choices=AUGMENTS,
                           shown="auto: cifar at <= 64 px, else by run (see the start-up line)")
     cache: str = option("auto", "decode-once image cache: auto | memory | disk (kept under ~/.cache/zoo/decoded and "
                         "reused) | none", PIPELINE, choices=CACHE_MODES, shown="auto: in memory when it fits 4 GB")
@@ -120,6 +129,9 @@ class TrainConfig:
     quiet: bool = option(False, "no progress bar or epoch lines; print only the result", OUTPUT, short="-q")
     tensorboard: bool = option(False, "write losses, accuracies, lr and images/s per epoch to <run>/tensorboard "
                                "(pip install 'zoo[tensorboard]')", OUTPUT)
+    callbacks: list[str] = option([], "training callback from a plugin, NAME or NAME:key=value,... (repeatable; "
+                                  "`zoo plugins` lists them), e.g. mlflow:tracking_uri=http://127.0.0.1:5000",
+                                  OUTPUT, cli_name="callback")
     max_steps_per_epoch: int | None = option(None, "cut epochs short (smoke runs)", OUTPUT, low=1, hidden=True)
 
     def __post_init__(self) -> None:
@@ -176,13 +188,18 @@ def value_type(hint: Any) -> Any:
 
 def _check_field(f: dataclasses.Field, hint: Any, value: Any) -> None:
     """One option's value against its declaration; the message names the option and what it accepts."""
-    flag = "--" + f.name.replace("_", "-")
     meta = f.metadata
+    flag = "--" + (meta.get("cli_name") or f.name).replace("_", "-")
     if value is None and type(None) in typing.get_args(hint):
         return
     base = value_type(hint)
     kind = typing.get_origin(base) or base
     if kind is list:
+        item_type = (typing.get_args(base) or (int,))[0]
+        if item_type is str:
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise TrainingError(f"{flag} takes a list of names, e.g. [\"mlflow\"]; got {value!r}")
+            return
         if not isinstance(value, list) or not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
             raise TrainingError(f"{flag} takes whole numbers, e.g. 30,60; got {value!r}")
         for item in value:

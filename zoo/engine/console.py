@@ -36,8 +36,8 @@ def run_output(quiet: bool) -> Iterator[None]:
         zoo_log.setLevel(saved_level)
 
 
-def log_epoch(row: dict, epochs: int, improved: bool) -> None:
+def log_epoch(r) -> None:
+    """One EpochResult as one line."""
     log.info("epoch %d/%d  train loss %.4f top-1 %.3f | val loss %.4f top-1 %.3f top-5 %.3f | %.0f img/s, %.1f s, "
-             "data wait %.0f%%%s", row["epoch"], epochs, row["train_loss"], row["train_top1"], row["val_loss"],
-             row["val_top1"], row["val_top5"], row["images_per_s"], row["epoch_time_s"],
-             100 * row["data_wait_frac"], "  (best)" if improved else "")
+             "data wait %.0f%%%s", r.epoch, r.epochs, r.train_loss, r.train_top1, r.val_loss, r.val_top1, r.val_top5,
+             r.images_per_s, r.epoch_time_s, 100 * r.data_wait_frac, "  (best)" if r.improved else "")

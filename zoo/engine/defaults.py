@@ -22,13 +22,14 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from zoo.data.transforms import auto_preset
 from zoo.engine.config import TrainConfig
 
-SHORT_RUN = 100  # epochs
 MAX_BATCH, MIN_BATCH, MIN_STEPS = 64, 8, 40  # batch: at most 64, at least 8, else >= 40 steps an epoch
 LABEL_SMOOTHING = 0.1
 ADAMW_WEIGHT_DECAY, COUPLED_WEIGHT_DECAY = 0.05, 1e-4
 WARMUP, WARMUP_MAX = 0.05, 2.0  # share of the epochs, cap in epochs
+AUTO_EMA = "off"  # benchmarks/quality.py's EMA rows: see README
 
 
 def resolve_defaults(cfg: TrainConfig, image_size: int, train_images: int) -> tuple[TrainConfig, list[str]]:
@@ -39,12 +40,7 @@ def resolve_defaults(cfg: TrainConfig, image_size: int, train_images: int) -> tu
         said.append(f"batch {changes['batch_size']} ({train_images} training images)")
     from_scratch = str(cfg.weights or "").lower() in ("", "none")
     if cfg.augment == "auto":
-        if image_size <= 64:
-            changes["augment"], why = "cifar", f"{image_size} px images"
-        elif from_scratch and cfg.epochs < SHORT_RUN:
-            changes["augment"], why = "medium", f"from scratch, {cfg.epochs} epochs"
-        else:
-            changes["augment"], why = "light", "fine-tuning weights" if not from_scratch else f"{cfg.epochs} epochs"
+        changes["augment"], why = auto_preset(image_size, from_scratch, cfg.epochs)
         said.append(f"augment {changes['augment']} ({why})")
     if cfg.label_smoothing is None:
         changes["label_smoothing"] = LABEL_SMOOTHING
@@ -55,6 +51,12 @@ def resolve_defaults(cfg: TrainConfig, image_size: int, train_images: int) -> tu
     if cfg.warmup_epochs is None:
         changes["warmup_epochs"] = 0.0 if cfg.warmup_steps else round(min(WARMUP_MAX, WARMUP * cfg.epochs), 2)
         said.append(f"warmup {changes['warmup_epochs']:g} epochs")
+    if cfg.ema == "auto":
+        changes["ema"] = AUTO_EMA
+        said.append(f"ema {AUTO_EMA}")
+    for name in ("mixup", "cutmix"):
+        if getattr(cfg, name) is None:
+            changes[name] = 0.0
     return replace(cfg, **changes), said
 
 

@@ -55,6 +55,28 @@ class DistributedContext:
         ids = [self.device.index] if self.device is not None and self.device.type == "cuda" else None
         return DistributedDataParallel(model, device_ids=ids)
 
+    def total(self, images: float, seconds: float) -> tuple[float, float]:
+        """(images of all processes together, the slowest process's seconds): the run's global rate."""
+        if not self.active:
+            return images, seconds
+        import torch.distributed as td
+
+        values = torch.tensor([images, seconds], dtype=torch.float64, device=self.device)
+        summed, slowest = values.clone(), values.clone()
+        td.all_reduce(summed, op=td.ReduceOp.SUM)
+        td.all_reduce(slowest, op=td.ReduceOp.MAX)
+        return summed[0].item(), slowest[1].item()
+
+    def from_main(self, value):
+        """Rank 0's ``value`` on every process (a decision only rank 0's callbacks made)."""
+        if not self.active:
+            return value
+        import torch.distributed as td
+
+        box = [value]
+        td.broadcast_object_list(box, src=0, device=self.device if self.device.type == "cuda" else None)
+        return box[0]
+
     @staticmethod
     def no_sync(model: nn.Module):
         """On a micro-step that does not step the optimizer, skip DDP's gradient all-reduce

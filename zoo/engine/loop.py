@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from contextlib import nullcontext
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -22,18 +23,22 @@ from zoo.specs import Preprocessing
 
 
 def fit(model: nn.Module, dataset: ImageDataset, cfg: TrainConfig, preprocessing: Preprocessing | None = None, *,
-        classifier: str | None = None, model_name: str | None = None, resume: str | Path | None = None) -> RunResult:
+        classifier: str | None = None, model_name: str | None = None, resume: str | Path | None = None,
+        callbacks: list[Any] = ()) -> RunResult:
     """Train ``model`` on ``dataset`` as ``cfg`` says, keeping best/last checkpoints in a run folder.
 
     ``preprocessing`` (default: ImageNet mean/std at cfg.image_size or 224) is what checkpoints carry;
     ``classifier`` names the head attribute (default: fc, classifier, head or heads); ``model_name`` is
     recorded to rebuild the model for export (default: its class name). ``resume`` continues a run.
+    ``callbacks`` are objects with any of zoo.Callback's hooks, called after zoo's own (and after those
+    ``cfg.callbacks`` names).
     """
-    with training_session(model, dataset, cfg, preprocessing, classifier, model_name, resume) as t:
+    with training_session(model, dataset, cfg, preprocessing, classifier, model_name, resume, callbacks) as t:
+        cfg = t.cfg
         for epoch in range(t.start_epoch, cfg.epochs):
             t.begin_epoch(epoch)
             train = train_one_epoch(t, epoch)
-            val = evaluate(t.eval_model, t.inputs.eval, t.device, t.amp_dtype, len(t.classes))
+            val = evaluate(t.evaluated, t.inputs.eval, t.device, t.amp_dtype, len(t.classes))
             if t.end_epoch(epoch, train, val):  # checkpoint, metrics, epoch line; True: early stop
                 break
         return t.finish()
@@ -49,16 +54,20 @@ def train_one_epoch(t: Training, epoch: int) -> dict[str, float]:
     seen, step, waited, started = 0, 0, 0.0, time.perf_counter()
     t.optimizer.zero_grad(set_to_none=True)
     batches = iter(t.inputs.train)
-    with progress_bar(f"epoch {epoch + 1}/{cfg.epochs}", t.steps_per_epoch, not cfg.quiet) as progress:
+    with progress_bar(f"epoch {epoch + 1}/{cfg.epochs}", t.steps_per_epoch, not cfg.quiet and t.dist.is_main) as progress:
         for micro in range(t.steps_per_epoch * cfg.accumulate_steps):
             tick = time.perf_counter()
             images, labels = next(batches)  # already on the device
             waited += time.perf_counter() - tick
+            targets = labels
+            if t.mixing is not None:  # soft targets; top-1 counts the dominant label of each mixed image
+                images, targets = t.mixing(images, labels)
+                labels = targets.argmax(1)
             stepping = (micro + 1) % cfg.accumulate_steps == 0
             with nullcontext() if stepping else t.dist.no_sync(model):  # all-reduce once, on the stepping micro-batch
                 with autocast(t.device, t.amp_dtype):
                     logits = model(images)
-                    loss = t.criterion(logits, labels)
+                    loss = t.criterion(logits, targets)
                 t.scaler.scale(loss / cfg.accumulate_steps).backward()
             loss_sum += loss.detach() * labels.numel()
             correct += (logits.detach().argmax(1) == labels).sum()
@@ -72,6 +81,8 @@ def train_one_epoch(t: Training, epoch: int) -> dict[str, float]:
             t.scaler.update()
             t.optimizer.zero_grad(set_to_none=True)
             t.scheduler.step()
+            if t.ema is not None:
+                t.ema.update(t.model)
             step += 1
             if progress.due() or step == t.steps_per_epoch:  # the only host syncs: about one a second
                 running = finite_loss(loss_sum, seen, epoch, step)

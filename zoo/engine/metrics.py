@@ -45,16 +45,14 @@ class EvalAccumulator:
         }
 
 
-EPOCH_FIELDS = ["epoch", "train_loss", "train_top1", "val_loss", "val_top1", "val_top5", "lr",
-                "images_per_s", "epoch_time_s", "data_wait_frac", "peak_gpu_mem_mb", "elapsed_s"]
-
-
 def append_epoch(run: RunFolder, row: dict[str, Any]) -> None:
     """Rewrite metrics.jsonl and metrics.csv atomically with the new row appended."""
     rows = [r for r in read_epochs(run.path) if r["epoch"] < row["epoch"]] + [row]  # a resumed epoch replaces its row
     atomic_write_text(run.file(METRICS_JSONL), "".join(json.dumps(r) + "\n" for r in rows))
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=EPOCH_FIELDS, extrasaction="ignore")
+    from zoo.engine.callbacks import EpochResult
+
+    writer = csv.DictWriter(buffer, fieldnames=EpochResult.metric_names(), extrasaction="ignore")
     writer.writeheader()
     writer.writerows(rows)
     atomic_write_text(run.file(METRICS_CSV), buffer.getvalue())

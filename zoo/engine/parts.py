@@ -11,6 +11,7 @@ from torch import nn
 
 from zoo.engine.config import TrainConfig
 from zoo.errors import TrainingError
+from zoo.names import NameTable
 
 log = logging.getLogger("zoo.engine")
 
@@ -32,11 +33,6 @@ def pick_device(name: str) -> torch.device:
     return device
 
 
-def pick_precision(name: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype, or None for plain fp32."""
-    return precision_decision(name, device)[0]
-
-
 def precision_decision(name: str, device: torch.device) -> tuple[torch.dtype | None, str]:
     """(autocast dtype or None for fp32, why). auto: bf16 on CUDA and on CPUs that compute bf16 natively
     (AVX512-BF16 or AMX: ResNets train ~2x faster there, benchmarks/cpu_train.py), fp32 elsewhere."""
@@ -49,8 +45,11 @@ def precision_decision(name: str, device: torch.device) -> tuple[torch.dtype | N
     return None, f"auto: {device.type} without native bf16"
 
 
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}  # name -> autocast dtype
+
+
 def precision_name(amp_dtype: torch.dtype | None) -> str:
-    return {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[amp_dtype]
+    return {dtype: name for name, dtype in PRECISIONS.items()}[amp_dtype]
 
 
 def cpu_has_native_bf16() -> bool:
@@ -86,8 +85,8 @@ def compile_decision(wanted: bool | None, device: torch.device, total_steps: int
     return True, f"on: {total_steps} CUDA steps repay the warm-up"
 
 
-def maybe_compile(model: nn.Module, wanted: bool | None, device: torch.device, total_steps: int) -> nn.Module:
-    chosen, reason = compile_decision(wanted, device, total_steps)
+def maybe_compile(model: nn.Module, chosen: bool, reason: str, device: torch.device) -> nn.Module:
+    """torch.compile as the plan decided (compile_decision), said in one line."""
     if chosen and device.type == "cpu" and not any(shutil.which(cc) for cc in ("c++", "g++", "clang++")):
         log.warning("torch.compile needs a C++ compiler on a CPU and none is installed; training uncompiled")
         return model
@@ -140,42 +139,73 @@ def keep_frozen_in_eval(modules: list[nn.Module]) -> None:
         module.eval()
 
 
+def _sgd(groups, cfg: TrainConfig, lr: float, fast: dict) -> torch.optim.Optimizer:
+    return torch.optim.SGD(groups, lr=lr, momentum=cfg.momentum, nesterov=cfg.nesterov, weight_decay=cfg.weight_decay,
+                           **fast)
+
+
+def _adam(cls):
+    def build(groups, cfg: TrainConfig, lr: float, fast: dict) -> torch.optim.Optimizer:
+        return cls(groups, lr=lr, weight_decay=cfg.weight_decay, **fast)
+
+    return build
+
+
+# Recipes are table entries (timm's create_optimizer_v2 / create_scheduler): one builder per name, each
+# resumable through its state_dict. TrainConfig's choices list these names.
+OPTIMIZER_TABLE: NameTable = NameTable("optimizer", "use sgd, adam or adamw")
+for _name, _build in (("sgd", _sgd), ("adam", _adam(torch.optim.Adam)), ("adamw", _adam(torch.optim.AdamW))):
+    OPTIMIZER_TABLE.add(_name, _build, "zoo")
+
+
 def build_optimizer(cfg: TrainConfig, head: list[nn.Parameter], body: list[nn.Parameter], device) -> torch.optim.Optimizer:
     lr = cfg.effective_lr
     body_lr = lr * cfg.body_lr_scale if cfg.freeze != "none" else lr
     groups = [{"params": head, "lr": lr}, {"params": body, "lr": body_lr}]
     fast = {"fused": True} if device.type == "cuda" else {"foreach": True}
-    if cfg.optimizer == "sgd":
-        return torch.optim.SGD(groups, lr=lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
-                               weight_decay=cfg.weight_decay, **fast)
-    cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
-    return cls(groups, lr=lr, weight_decay=cfg.weight_decay, **fast)
+    return OPTIMIZER_TABLE.get(cfg.optimizer)(groups, cfg, lr, fast)
 
 
-def build_scheduler(cfg: TrainConfig, optimizer, steps_per_epoch: int) -> torch.optim.lr_scheduler.LRScheduler:
-    """A per-step LambdaLR: linear warmup, then the chosen decay (epochs converted to steps)."""
+def _cosine(step: int, warmup: int, total: int, cfg: TrainConfig, steps_per_epoch: int) -> float:
+    progress = (step - warmup) / max(1, total - warmup)
+    return 0.5 * (1 + math.cos(math.pi * min(1.0, max(0.0, progress))))
+
+
+def _step(step: int, warmup: int, total: int, cfg: TrainConfig, steps_per_epoch: int) -> float:
+    return cfg.gamma ** int(step / steps_per_epoch // cfg.step_size)
+
+
+def _multistep(step: int, warmup: int, total: int, cfg: TrainConfig, steps_per_epoch: int) -> float:
+    return cfg.gamma ** sum(step / steps_per_epoch >= m for m in cfg.milestones)
+
+
+def _onecycle(step: int, warmup: int, total: int, cfg: TrainConfig, steps_per_epoch: int) -> float:
+    peak = max(1, int(0.3 * total))  # linear up over 30 %, cosine down to ~0 (its own warmup)
+    if step < peak:
+        return 0.04 + 0.96 * step / peak
+    return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - peak) / max(1, total - peak))))
+
+
+def _constant(step: int, warmup: int, total: int, cfg: TrainConfig, steps_per_epoch: int) -> float:
+    return 1.0
+
+
+# name -> (decay factor of the step, whether a linear warmup comes first)
+SCHEDULE_TABLE: NameTable = NameTable("scheduler", "use cosine, step, multistep, onecycle or none")
+for _name, _decay, _warms in (("cosine", _cosine, True), ("step", _step, True), ("multistep", _multistep, True),
+                              ("onecycle", _onecycle, False), ("none", _constant, True)):
+    SCHEDULE_TABLE.add(_name, (_decay, _warms), "zoo")
+
+
+def build_scheduler(cfg: TrainConfig, optimizer, steps_per_epoch: int, warmup: int) -> torch.optim.lr_scheduler.LRScheduler:
+    """A per-step LambdaLR (resumable by its state_dict): ``warmup`` steps of linear warmup (the plan's),
+    then the chosen decay (epochs converted to steps)."""
     total = cfg.epochs * steps_per_epoch
-    warmup = cfg.warmup_steps or int(round(cfg.warmup_epochs * steps_per_epoch))
-
-    def decay(step: int) -> float:
-        epoch = step / steps_per_epoch
-        if cfg.scheduler == "cosine":
-            progress = (step - warmup) / max(1, total - warmup)
-            return 0.5 * (1 + math.cos(math.pi * min(1.0, max(0.0, progress))))
-        if cfg.scheduler == "step":
-            return cfg.gamma ** int(epoch // cfg.step_size)
-        if cfg.scheduler == "multistep":
-            return cfg.gamma ** sum(epoch >= m for m in cfg.milestones)
-        if cfg.scheduler == "onecycle":  # linear up over 30%, cosine down to ~0
-            peak = max(1, int(0.3 * total))
-            if step < peak:
-                return 0.04 + 0.96 * step / peak
-            return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - peak) / max(1, total - peak))))
-        return 1.0
+    decay, warms = SCHEDULE_TABLE.get(cfg.scheduler)
 
     def factor(step: int) -> float:
-        if cfg.scheduler != "onecycle" and step < warmup:
+        if warms and step < warmup:
             return (step + 1) / (warmup + 1)
-        return decay(step)
+        return decay(step, warmup, total, cfg, steps_per_epoch)
 
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)

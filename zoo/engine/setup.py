@@ -23,15 +23,18 @@ from torch import nn
 from zoo.data.dataset import ImageDataset
 from zoo.data.inputs import InputOptions, Inputs, build_inputs
 from zoo.engine import feature_cache, parts
-from zoo.engine.checkpoint import RunWriter, check_tensorboard, load_resume_state, unwrap
+from zoo.engine.callbacks import CallbackList, EpochResult, create_callback
+from zoo.engine.checkpoint import load_resume_state, unwrap
 from zoo.engine.config import TrainConfig
-from zoo.engine.console import log_epoch, run_output
-from zoo.engine.defaults import resolve_defaults
+from zoo.engine.console import run_output
 from zoo.engine.distributed import DistributedContext
-from zoo.engine.memory import check_fits, probe
+from zoo.engine.plan import RunPlan, plan_run
+from zoo.engine.recipes import WeightsEma, batch_mixing
+from zoo.engine.writers import Checkpoints, ConsoleLine, EarlyStopping, MetricsFiles, TensorBoard
 from zoo.errors import Interrupted, TrainingError
 from zoo.files import make_folder, remove_empty_folders
-from zoo.runs import CONFIG, LAST, SPLIT, CheckpointMeta, RunFolder, claim_new_run, find_run, new_run_name
+from zoo.runs import (CONFIG, LAST, SPLIT, TENSORBOARD, CheckpointMeta, RunFolder, claim_new_run, find_run,
+                      new_run_name)
 from zoo.specs import Preprocessing
 
 log = logging.getLogger("zoo.engine")
@@ -43,7 +46,7 @@ class RunResult:
     best_top1: float
     best_epoch: int
     epochs_run: int
-    history: list[dict[str, Any]] = field(default_factory=list)
+    history: list[EpochResult] = field(default_factory=list)  # the epochs this call trained
 
 
 @dataclass
@@ -51,6 +54,7 @@ class Training:
     """The state the epoch loop works on."""
 
     cfg: TrainConfig
+    plan: RunPlan
     run: RunFolder
     classes: list[str]
     model: nn.Module  # the whole model: what checkpoints hold
@@ -67,14 +71,15 @@ class Training:
     steps_per_epoch: int
     loader_gen: torch.Generator
     dist: DistributedContext
-    writer: RunWriter
+    callbacks: CallbackList
     started: float
+    ema: WeightsEma | None = None
+    mixing: Any = None  # MixUp/CutMix on whole batches -> soft targets
     start_epoch: int = 0
     epoch: int = 0
     best_top1: float = -1.0
     best_epoch: int = -1
-    bad_epochs: int = 0
-    history: list[dict[str, Any]] = field(default_factory=list)
+    history: list[EpochResult] = field(default_factory=list)
 
     def begin_epoch(self, epoch: int) -> None:
         cfg = self.cfg
@@ -89,47 +94,66 @@ class Training:
         if self.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(self.device)
 
+    def weights_to_keep(self) -> nn.Module:
+        """What checkpoints hold: the model that was evaluated (the EMA's weights when there is one)."""
+        return self.ema.module if self.ema is not None else self.model
+
+    @property
+    def evaluated(self) -> nn.Module:
+        return self.ema.module if self.ema is not None else self.eval_model
+
+    def extra_state(self) -> dict[str, Any]:
+        """Resume state beyond optimizer, schedule and scaler (recipes that keep their own)."""
+        extra: dict[str, Any] = {"world_size": self.dist.world_size}
+        if self.ema is not None:
+            extra["ema"] = self.ema.state_dict()
+        return extra
+
     def end_epoch(self, epoch: int, train: dict[str, float], val: dict[str, Any]) -> bool:
-        """Record the epoch (checkpoint, metrics, epoch line); True when early stopping ends the run."""
-        row = {
-            "epoch": epoch + 1, **train, "val_loss": val["val_loss"], "val_top1": val["val_top1"],
-            "val_top5": val["val_top5"], "lr": self.optimizer.param_groups[0]["lr"],
-            "elapsed_s": time.perf_counter() - self.started,  # since fit() began: data loading and warm-up included
-            "peak_gpu_mem_mb": torch.cuda.max_memory_allocated(self.device) / 2**20 if self.device.type == "cuda" else 0.0,
-        }
-        if self.train_model is not self.eval_model and hasattr(self.train_model, "_orig_mod"):
-            row["compiled_graphs"] = parts.compiled_graphs()  # more after the first epoch means recompiles
+        """Hand the finished epoch to the callbacks (metrics, checkpoint, epoch line, trackers, early
+        stopping; rank 0 only); True when one of them asked to stop."""
         improved = val["val_top1"] > self.best_top1
         if improved:
-            self.best_top1, self.best_epoch, self.bad_epochs = val["val_top1"], epoch + 1, 0
-        else:
-            self.bad_epochs += 1
-        self.history.append(row)
-        if self.dist.is_main:
-            self.writer.epoch_done(self.model, self.optimizer, self.scheduler, self.scaler, row, val, improved,
-                                   self.best_top1, self.best_epoch)
-        log_epoch(row, self.cfg.epochs, improved)
-        if self.cfg.patience is not None and self.bad_epochs >= self.cfg.patience:
-            log.info("early stop: val top-1 has not improved for %d epochs", self.cfg.patience)
-            return True
-        return False
+            self.best_top1, self.best_epoch = val["val_top1"], epoch + 1
+        images, seconds = self.dist.total(train["images"], train["epoch_time_s"])
+        compiled = self.train_model is not self.eval_model and hasattr(self.train_model, "_orig_mod")
+        result = EpochResult(
+            epoch=epoch + 1, epochs=self.cfg.epochs, train_loss=train["train_loss"], train_top1=train["train_top1"],
+            val_loss=val["val_loss"], val_top1=val["val_top1"], val_top5=val["val_top5"],
+            lr=self.optimizer.param_groups[0]["lr"], images=int(images), images_per_s=images / max(seconds, 1e-9),
+            epoch_time_s=train["epoch_time_s"], data_wait_frac=train["data_wait_frac"],
+            peak_gpu_mem_mb=torch.cuda.max_memory_allocated(self.device) / 2**20 if self.device.type == "cuda" else 0.0,
+            elapsed_s=time.perf_counter() - self.started,  # since fit() began: data loading and warm-up included
+            compiled_graphs=parts.compiled_graphs() if compiled else None,  # more after epoch 1 means recompiles
+            improved=improved, best_top1=self.best_top1, best_epoch=self.best_epoch,
+            per_class_accuracy=val["per_class_accuracy"], confusion_matrix=val["confusion_matrix"])
+        self.history.append(result)
+        stop = self.callbacks.call("on_epoch_end", result) if self.dist.is_main else None
+        stop = self.dist.from_main(stop)  # every process stops together
+        if stop:
+            log.info("stopping after epoch %d: %s", epoch + 1, stop)
+        return bool(stop)
 
     def finish(self) -> RunResult:
+        result = RunResult(self.run.final, self.best_top1, self.best_epoch, len(self.history), self.history)
         if self.dist.is_main:
-            self.writer.plots()
+            self.callbacks.call("on_fit_end", result)
         log.info("best val top-1 %.3f at epoch %d; run folder %s", self.best_top1, self.best_epoch, self.run.final)
-        return RunResult(self.run.final, self.best_top1, self.best_epoch, len(self.history), self.history)
+        return result
 
 
 @contextmanager
 def training_session(model: nn.Module, dataset: ImageDataset, cfg: TrainConfig, preprocessing: Preprocessing | None,
-                     classifier: str | None, model_name: str | None, resume: str | Path | None) -> Iterator[Training]:
-    """The run folder held for the run, a checked ``Training``, and what happens when it fails."""
+                     classifier: str | None, model_name: str | None, resume: str | Path | None,
+                     callbacks: list[Any] = ()) -> Iterator[Training]:
+    """The run folder held for the run, the plan, a checked ``Training``, and what happens when it fails."""
+    from zoo.models.api import find_classifier
+
     started = time.perf_counter()
     dist = DistributedContext.from_env()
     model_name = model_name or type(model).__name__
     preprocessing = preprocessing or Preprocessing.for_size(cfg.image_size or 224)
-    cfg, chosen = resolve_defaults(cfg, preprocessing.input_size, len(dataset.train))
+    classifier = classifier or find_classifier(model, None)[0]
     with run_output(cfg.quiet), ExitStack() as held:
         run = open_run(cfg, model_name, dataset.name, resume, dist, held)
         if dist.is_main:
@@ -140,18 +164,25 @@ def training_session(model: nn.Module, dataset: ImageDataset, cfg: TrainConfig, 
             run.check_new_target(cfg.overwrite)
         if dist.is_main:
             run.clean_stale()  # only now that the run may start, and only what zoo provably left
-        if chosen:
-            log.info("auto: %s", ", ".join(chosen))
-        training = prepare(model, dataset, cfg, preprocessing, classifier, model_name, run, resume is not None, dist,
-                           started)
+        plan = plan_run(model, dataset, cfg, preprocessing, classifier, model_name, run, resume is not None,
+                        dist.world_size)
+        user_callbacks = [*(create_callback(spec) for spec in plan.train_config().callbacks), *callbacks]
+        if plan.auto != "none":
+            log.info("auto: %s", plan.auto)
+        training = prepare(model, dataset, plan, preprocessing, classifier, run, dist, started, user_callbacks)
         try:
             if dist.is_main:
-                start_run_files(run, cfg, dataset, staged=resume is None)
+                start_run_files(run, training.cfg, dataset, staged=resume is None)
+                training.callbacks.call("on_fit_start", plan)
             yield training
-        except torch.OutOfMemoryError as exc:
-            raise out_of_memory(cfg, training.epoch) from exc
-        except KeyboardInterrupt as exc:
-            raise interrupted(run, training) from exc
+        except BaseException as exc:
+            if dist.is_main:
+                training.callbacks.call("on_exception", exc)
+            if isinstance(exc, torch.OutOfMemoryError):
+                raise out_of_memory(training.cfg, training.epoch) from exc
+            if isinstance(exc, KeyboardInterrupt) and not isinstance(exc, Interrupted):
+                raise interrupted(run, training) from exc
+            raise
         finally:
             if dist.is_main:
                 run.abandon_staging()  # failed before its first checkpoint: leave nothing (no-op once promoted)
@@ -177,40 +208,32 @@ def open_run(cfg: TrainConfig, model_name: str, data_name: str, resume: str | Pa
     return claim_new_run(model_name, data_name, held, root=run.final.parent)  # same-second runs: a name each
 
 
-def prepare(model: nn.Module, dataset: ImageDataset, cfg: TrainConfig, preprocessing: Preprocessing,
-            classifier: str | None, model_name: str, run: RunFolder, resume: bool,
-            dist: DistributedContext, started: float) -> Training:
+def prepare(model: nn.Module, dataset: ImageDataset, plan: RunPlan, preprocessing: Preprocessing, classifier: str,
+            run: RunFolder, dist: DistributedContext, started: float, user_callbacks: list[Any]) -> Training:
+    """The plan carried out: device, layout, inputs, optimizer, schedule, restored state, compile, callbacks."""
     from zoo.models.api import find_classifier
 
-    if cfg.tensorboard:
-        check_tensorboard()
-    device = dist.device or parts.pick_device(cfg.device)
-    amp_dtype, precision_reason = parts.precision_decision(cfg.precision, device)
-    head_attr, _ = find_classifier(model, (classifier or "").split(".")[0] or None)
-    classifier = classifier or head_attr
+    cfg = plan.train_config()
+    device = dist.device or torch.device(plan.device)
+    amp_dtype = parts.PRECISIONS[plan.precision]
+    head_attr, _ = find_classifier(model, classifier.split(".")[0] or None)
     frozen = parts.frozen_modules(model, cfg.freeze, classifier)
-    channels_last = cfg.channels_last if cfg.channels_last is not None else parts.channels_last_default(device)
-    # before any data is decoded or weights moved: a step that cannot fit is one line with what fits
-    check_fits(probe(model, preprocessing.input_size, model_name), cfg.batch_size, preprocessing.input_size, device,
-               amp_dtype is not None)
     loader_gen = torch.Generator()
-    options = InputOptions(cfg.batch_size, cfg.augment, cfg.cache, cfg.pipeline, cfg.workers, channels_last)
+    options = InputOptions(cfg.batch_size, cfg.augment, cfg.cache, cfg.pipeline, cfg.workers, plan.channels_last)
     inputs = build_inputs(dataset, preprocessing, options, device, loader_gen, lambda s: dist.sampler(s, cfg.seed))
-    steps_per_epoch = max(1, len(inputs.train) // cfg.accumulate_steps)
-    if cfg.max_steps_per_epoch:
-        steps_per_epoch = min(steps_per_epoch, cfg.max_steps_per_epoch)
+    steps_per_epoch = min(plan.steps_per_epoch, max(1, len(inputs.train) // cfg.accumulate_steps))
 
     parts.set_frozen(frozen, True)
     head, body = parts.split_head_and_body(model, classifier)
-    model.to(device, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+    model.to(device, memory_format=torch.channels_last if plan.channels_last else torch.contiguous_format)
     optimizer = parts.build_optimizer(cfg, head, body, device)
-    scheduler = parts.build_scheduler(cfg, optimizer, steps_per_epoch)
+    scheduler = parts.build_scheduler(cfg, optimizer, steps_per_epoch, plan.warmup_steps)
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
     progress = {"epoch": -1, "best_top1": -1.0, "best_epoch": -1}
-    if resume:
+    if plan.resume:
         # a learning rate given on resume wins over the saved one (the schedule's shape is kept)
         base_lrs = [group["lr"] for group in parts.build_optimizer(cfg, head, body, device).param_groups]
-        progress = restore(run, cfg, model, optimizer, scheduler, scaler, base_lrs)
+        progress = restore(run, cfg, model, optimizer, scheduler, scaler, base_lrs, plan)
 
     train_model = model
     if feature_cache.wanted(cfg, inputs.augment, dist.active):
@@ -218,23 +241,49 @@ def prepare(model: nn.Module, dataset: ImageDataset, cfg: TrainConfig, preproces
         if shortcut is not None:  # from here on the head alone trains and evaluates, on cached features
             train_model, inputs = shortcut
     eval_model = train_model
-    remaining_steps = steps_per_epoch * (cfg.epochs - progress["epoch"] - 1)
-    train_model = parts.maybe_compile(dist.wrap(train_model), cfg.compile, device, remaining_steps)
+    ema = None
+    if cfg.ema != "off":
+        if train_model is not model:
+            log.info("--ema %s left out: the head trains alone on cached features", cfg.ema)
+        else:
+            ema = WeightsEma(model, float(cfg.ema))
+            if plan.resume and "ema" in progress.get("extra", {}):
+                ema.load_state_dict(progress["extra"]["ema"])
+    mixing = batch_mixing(cfg.mixup, cfg.cutmix, dataset.num_classes)
+    train_model = parts.maybe_compile(dist.wrap(train_model), plan.compile_on, plan.compile, device)
 
     meta = CheckpointMeta(
-        model=model_name, num_classes=dataset.num_classes, classes=list(dataset.classes), preprocessing=preprocessing,
+        model=plan.model, num_classes=dataset.num_classes, classes=list(dataset.classes), preprocessing=preprocessing,
         dataset={"name": dataset.name, "layout": dataset.layout, "eval_split": dataset.eval_split_name,
-                 "fingerprint": dataset.fingerprint()},
+                 "fingerprint": plan.data_fingerprint},
         training_inputs={"augment": inputs.augment, "pipeline": inputs.pipeline}, run=run.name)
     log.info("training %s on %s (%d classes, %d train / %d val images) on %s, %s (%s), %s, batch %d, %d epochs, "
-             "augment %s (%s)", model_name, dataset.name, dataset.num_classes, inputs.train_images,
-             inputs.eval_images, device, parts.precision_name(amp_dtype), precision_reason,
-             "channels_last" if channels_last else "NCHW", cfg.batch_size, cfg.epochs, inputs.augment, inputs.pipeline)
+             "augment %s (%s)", plan.model, dataset.name, dataset.num_classes, inputs.train_images,
+             inputs.eval_images, device, plan.precision, plan.precision_reason,
+             "channels_last" if plan.channels_last else "NCHW", cfg.batch_size, cfg.epochs, inputs.augment,
+             inputs.pipeline)
     criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
-    return Training(cfg, run, list(dataset.classes), model, train_model, eval_model, inputs, device, amp_dtype,
-                    optimizer, scheduler, scaler, criterion, frozen, steps_per_epoch, loader_gen, dist,
-                    RunWriter(run, meta, cfg.optimizer, cfg.tensorboard), started, start_epoch=progress["epoch"] + 1,
-                    best_top1=progress["best_top1"], best_epoch=progress["best_epoch"])
+    callbacks = CallbackList([])
+    training = Training(cfg, plan, run, list(dataset.classes), model, train_model, eval_model, inputs, device,
+                        amp_dtype, optimizer, scheduler, scaler, criterion, frozen, steps_per_epoch, loader_gen, dist,
+                        callbacks, started, ema, mixing, start_epoch=progress["epoch"] + 1,
+                        best_top1=progress["best_top1"], best_epoch=progress["best_epoch"])
+    callbacks.callbacks = builtin_callbacks(training, meta, callbacks) + user_callbacks
+    if cfg.patience is not None:  # last: it sees what every other callback saw
+        callbacks.callbacks.append(EarlyStopping(cfg.patience))
+    return training
+
+
+def builtin_callbacks(training: Training, meta: CheckpointMeta, callbacks: CallbackList) -> list[Any]:
+    """zoo's own, first in the list; the metrics files and the checkpoint writer may fail the run."""
+    cfg, run = training.cfg, training.run
+    metrics = MetricsFiles(run, meta.classes)
+    checkpoints = Checkpoints(run, meta, training, cfg.optimizer, callbacks)
+    callbacks.essential = {id(metrics), id(checkpoints)}
+    chosen = [metrics, checkpoints, ConsoleLine()]
+    if cfg.tensorboard:
+        chosen.append(TensorBoard(run.final / TENSORBOARD))
+    return chosen
 
 
 def start_run_files(run: RunFolder, cfg: TrainConfig, dataset: ImageDataset, staged: bool) -> None:
@@ -246,9 +295,16 @@ def start_run_files(run: RunFolder, cfg: TrainConfig, dataset: ImageDataset, sta
         run.write_json(SPLIT, dataset.split_record)
 
 
-def restore(run: RunFolder, cfg: TrainConfig, model, optimizer, scheduler, scaler, base_lrs) -> dict[str, Any]:
+def restore(run: RunFolder, cfg: TrainConfig, model, optimizer, scheduler, scaler, base_lrs,
+            plan: RunPlan) -> dict[str, Any]:
     """Model, optimizer, schedule and scaler state of the last finished epoch; its progress record."""
     model_state, state, progress = load_resume_state(run.final)
+    progress = {**progress, "extra": state.get("extra", {})}
+    before = progress["extra"].get("world_size", 1)
+    if before != plan.world_size:
+        log.info("resuming with %d processes where the run had %d: the global batch is %d images (was %d); the "
+                 "learning rate is unchanged (pass --lr to scale it)", plan.world_size, before, plan.global_batch,
+                 plan.global_batch // plan.world_size * before)
     if progress.get("optimizer", cfg.optimizer) != cfg.optimizer:
         raise TrainingError(f"run {run.final} was trained with {progress['optimizer']}; resume it with the same "
                             "optimizer")

@@ -142,6 +142,8 @@ def export(
             "files": {**kept_records, **records},
         })
     files = {fmt: out / record["path"] for fmt, record in records.items()}
+    if loaded.run is not None:
+        tell_callbacks(loaded.run, out)
     failed = [f for f, r in parity.items() if not r["passed"]]
     if failed and strict:
         worst = parity[failed[0]]
@@ -151,6 +153,25 @@ def export(
             f"files kept in {out} for inspection"
         )
     return ExportResult(out, files, parity, seconds)
+
+
+def tell_callbacks(run, folder: Path) -> None:
+    """The callbacks a run trained with (its config's `callbacks`) that have ``on_export(folder, run_dir)``
+    hear of the export (a tracker logs model.json and parity.json); one failing is a warning, not an error."""
+    from zoo.engine.callbacks import create_callback
+
+    try:
+        specs = run.read_config().get("callbacks") or []
+    except ZooError:
+        return
+    for spec in specs:
+        try:
+            callback = create_callback(spec)
+            if hasattr(callback, "on_export"):
+                callback.on_export(folder, run.final)
+        except Exception as exc:  # noqa: BLE001 - the export itself is done and proven
+            log.warning("warning: callback %s could not record the export (%s: %s)", spec.partition(":")[0],
+                        type(exc).__name__, (str(exc).splitlines() or [""])[0][:200])
 
 
 def describe_input(runner, size: int) -> str:
