@@ -14,7 +14,7 @@ endif
 PYTEST_ARGS ?=
 DEMO_RUN := runs/demo-digits
 
-.PHONY: venv demo test clean
+.PHONY: venv demo test clean browser
 
 $(VENV)/.installed: pyproject.toml constraints.txt plugins/zoo-example/pyproject.toml plugins/zoo-openvino/pyproject.toml plugins/zoo-mlflow/pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -31,7 +31,14 @@ demo: venv
 	$(ZOO) finetune resnet18_cifar --data digits --epochs 3 --batch-size 64 --output $(DEMO_RUN) --overwrite
 	$(ZOO) export $(DEMO_RUN) --format all
 
-test: venv
+# The browser test drives Debian's Chromium (Playwright's own browser download needs the internet); it is
+# installed where apt-get can, else that one test skips saying so.
+browser:
+	@command -v chromium >/dev/null 2>&1 || apt-get install -y -q chromium >/dev/null 2>&1 \
+		|| (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium >/dev/null 2>&1) \
+		|| echo "note: Chromium could not be installed (apt-get install chromium); the browser test will skip"
+
+test: venv browser
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 clean:

@@ -201,7 +201,7 @@ def main() -> None:
             finally:
                 stop(process)
         ceiling = {1: bare_runtime(model, 1, args.size, args.seconds)}
-        formed = max(1, round(batch_formed))
+        formed = max(2, round(batch_formed))  # the batch the server formed (at least 2: a row apart from batch 1)
         ceiling[formed] = bare_runtime(model, formed, args.size, args.seconds)
         for batch, rate in ceiling.items():
             row = {"server": f"bare onnxruntime, batch {batch} (no HTTP, no decode)", "concurrency": "-",

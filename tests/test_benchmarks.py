@@ -23,6 +23,8 @@ BENCHMARKS = {
     "train_throughput": ("images_per_s", 3, None),
     "real_data_throughput": ("images_per_s", 2, "hymenoptera"),
     "cifar10_time_to_accuracy": ("epoch_s", 1, "cifar10"),
+    # zoo serve, --max-batch 1 and a naive server at 2 concurrencies, bare runtime at batch 1 and the batch formed
+    "serve_load": ("images_per_s", 8, "hymenoptera"),
 }
 
 

@@ -29,7 +29,9 @@ def serve_command(
     device: str = typer.Option("cpu", help="cpu | cuda (checkpoints; ONNX runs on onnxruntime's CPU provider)"),
 ) -> None:
     from zoo.serve import serve
+    from zoo.serve.app import check_serve_dependencies
 
+    check_serve_dependencies()
     typer.echo(f"serving {model} on http://{host}:{port} (Ctrl-C stops)", err=True)
     serve(model, host=host, port=port, workers=workers, max_batch=max_batch, max_wait_ms=max_wait_ms,
           max_upload_mb=max_upload_mb, max_images=max_images, body_timeout_s=body_timeout, device=device)

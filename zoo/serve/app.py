@@ -14,10 +14,12 @@ never written to disk. A bad upload is a 4xx with {"error": "<one line>"}; the s
 
 # No `from __future__ import annotations` here: FastAPI reads the handlers' annotations (Request) as objects.
 import asyncio
+import contextlib
 import io
 import json
 import logging
 import os
+import signal
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -303,7 +305,31 @@ def run_server(model: str, host: str = "127.0.0.1", port: int = 8000, workers: i
         uvicorn.run("zoo.serve.app:app_from_environment", factory=True, host=host, port=port, workers=workers,
                     log_level="warning")
         return
-    uvicorn.run(create_app(model, **options), host=host, port=port, log_level="warning")
+    config = uvicorn.Config(create_app(model, **options), host=host, port=port, log_level="warning")
+    _GracefulServer(config).run()
+
+
+def _graceful_server_class():
+    import uvicorn
+
+    class GracefulServer(uvicorn.Server):
+        """uvicorn's server, but a SIGTERM/SIGINT it handled (requests in flight answered) ends the process
+        with exit code 0; uvicorn re-raises the signal after shutting down, which a supervisor reads as a crash."""
+
+        @contextlib.contextmanager
+        def capture_signals(self):
+            previous = {sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)}
+            try:
+                yield
+            finally:
+                for sig, handler in previous.items():
+                    signal.signal(sig, handler)
+
+    return GracefulServer
+
+
+def _GracefulServer(config):  # noqa: N802 - a class, made when uvicorn is importable
+    return _graceful_server_class()(config)
 
 
 def app_from_environment():
