@@ -552,3 +552,151 @@ def test_a_checkpoint_with_nan_in_its_mean_is_refused(shapes_run, tmp_path):
     Image.fromarray(np.zeros((24, 24, 3), np.uint8)).save(image)
     _one_line(runner.invoke(app, ["predict", str(run / "best.safetensors"), str(image)]), 1,
               "mean [nan, 0.5, 0.5] must be three finite numbers")
+
+
+# -- 16, 17, 19, 20, 21: exports that read the same everywhere ----------------------------------------------------
+def test_static_exports_are_what_they_say(shapes_run, tmp_path):
+    result = runner.invoke(app, ["export", str(shapes_run), "--format", "pt2,torchscript,onnx", "--static",
+                                 "--batch-size", "4", "-o", str(tmp_path / "e")])
+    assert result.exit_code == 0, result.output
+    files = json.loads((tmp_path / "e" / "model.json").read_text())["files"]
+    assert files["pt2"]["dynamic_batch"] is False and files["pt2"]["input"] == "float32 (4, 3, 32, 32)"
+    assert files["onnx"]["input"] == "float32 (4, 3, 32, 32)"
+    assert files["torchscript"]["dynamic_batch"] is True  # a trace takes any batch: recorded as it is
+    parity = json.loads((tmp_path / "e" / "parity.json").read_text())
+    assert parity["pt2"]["passed"] and parity["pt2"]["batch_sizes"] == [1, 4]
+
+
+@pytest.mark.parametrize("opset, ir", [(13, 7), (17, 8), (18, 8)])
+def test_the_opset_asked_for_is_written_in_the_lowest_ir_version(shapes_run, tmp_path, opset, ir):
+    import onnx
+
+    zoo.export(shapes_run, format="onnx", opset=opset, output=tmp_path / "e")
+    proto = onnx.load(str(tmp_path / "e" / "model.onnx"))
+    assert [(o.domain, o.version) for o in proto.opset_import if o.domain in ("", "ai.onnx")] == [("", opset)]
+    assert proto.ir_version == ir  # onnxruntime 1.17 reads IR <= 9 (checked by hand in a separate venv)
+
+
+def test_an_opset_a_format_cannot_use_is_one_line(shapes_run, tmp_path):
+    result = runner.invoke(app, ["export", str(shapes_run), "--format", "onnx-int8", "--opset", "11", "-o",
+                                 str(tmp_path / "e")])
+    assert result.exit_code == 1 and result.output.splitlines()[-1].startswith(
+        "error: --opset 11: int8 with per-channel weights needs ONNX opset 13")
+    assert not (tmp_path / "e").exists()
+
+
+def test_no_export_file_holds_a_path_of_this_machine(shapes_run, tmp_path):
+    import re
+
+    zoo.export(shapes_run, format="all", output=tmp_path / "e", strict=False)
+    zoo.export(shapes_run, format="onnx,onnx-int8", output=tmp_path / "u", embed_preprocessing=True, strict=False)
+    machine = [str(ROOT), str(tmp_path), "site-packages", "/tmp/", ".staging-", ".model."]
+    for path in [*(tmp_path / "e").iterdir(), *(tmp_path / "u").iterdir()]:
+        data = path.read_bytes()
+        found = [m for m in machine if m.encode() in data]
+        assert not found, (path.name, found)
+        assert not re.search(rb"/(home|root|usr|work)/[\w.-]+/", data), path.name
+
+
+def test_int8_is_portable_declares_only_used_domains_and_gates_on_many_images(shapes_run, tmp_path):
+    import onnx
+
+    zoo.export(shapes_run, format="onnx-int8", output=tmp_path / "e", strict=False)
+    proto = onnx.load(str(tmp_path / "e" / "model-int8.onnx"))
+    assert {o.domain for o in proto.opset_import} <= {"", "ai.onnx"}, list(proto.opset_import)
+    record = json.loads((tmp_path / "e" / "model.json").read_text())["files"]["onnx-int8"]
+    assert "reduce_range" in record["quantization"] and "without VNNI" in record["quantization"]
+    parity = json.loads((tmp_path / "e" / "parity.json").read_text())["onnx-int8"]
+    assert parity["images"] == 72  # the whole validation split, not 32 images
+    assert 0 < parity["top1_agreement_lower_bound"] <= parity["top1_agreement"]
+    small = runner.invoke(app, ["export", str(shapes_run), "--format", "onnx", "--parity-images", "10",
+                                "-o", str(tmp_path / "s")])
+    assert small.exit_code == 0 and json.loads((tmp_path / "s" / "parity.json").read_text())["onnx"]["images"] == 10
+
+
+def test_consumer_metadata_states_the_pixel_limit(shapes_run, tmp_path):
+    zoo.export(shapes_run, format="onnx", output=tmp_path / "e")
+    decoding = json.loads((tmp_path / "e" / "model.json").read_text())["decoding"]
+    assert decoding["max_pixels"].startswith("64000000")
+
+
+def test_a_truncated_pt2_is_one_line_without_torch_tracebacks(shapes_run, tmp_path):
+    zoo.export(shapes_run, format="pt2", output=tmp_path / "e")
+    broken = tmp_path / "broken.pt2"
+    broken.write_bytes((tmp_path / "e" / "model.pt2").read_bytes()[:3000])
+    image = tmp_path / "a.png"
+    Image.fromarray(np.zeros((24, 24, 3), np.uint8)).save(image)
+    _one_line(runner.invoke(app, ["predict", str(broken), str(image)]), 1, "not a readable pt2 export")
+
+
+def test_eval_says_why_there_is_no_confusion_png(shapes_run, tmp_path, monkeypatch):
+    from zoo.engine import metrics
+
+    monkeypatch.setattr(metrics, "_pyplot", lambda: None)
+    result = runner.invoke(app, ["eval", str(shapes_run), "-o", str(tmp_path / "r"), "-q"])
+    assert result.exit_code == 0, result.output
+    assert "confusion_matrix.png" not in result.output.split("report:")[1].splitlines()[0]
+    assert "plots need matplotlib" in result.output
+
+
+# -- 12, 13: plugins ---------------------------------------------------------------------------------------------
+def _zoo_with(site, cache, *args):
+    env = {**os.environ, "PYTHONPATH": f"{site}{os.pathsep}{ROOT}", "ZOO_CACHE": str(cache)}
+    return subprocess.run([sys.executable, "-m", "zoo", *args], capture_output=True, text=True, env=env, timeout=60)
+
+
+def test_a_plugin_thread_that_never_ends_does_not_hang_a_command(tmp_path):
+    from tests.plugin_factory import make_plugin
+
+    make_plugin(tmp_path / "site", "zoo-threads", """
+        import threading, time
+
+        def register(ctx):
+            threading.Thread(target=time.sleep, args=(3600,)).start()  # non-daemon, forever
+            ctx.add_model("threaded_net", "zoo.models.resnet:build_resnet", factory_kwargs={"variant": "resnet18"})
+    """, {"zoo.models": "threads = MODULE:register"})
+    started = time.perf_counter()
+    done = _zoo_with(tmp_path / "site", tmp_path / "cache", "plugins")
+    assert done.returncode == 0 and "threaded_net" in done.stdout and time.perf_counter() - started < 50
+
+
+def test_the_plugin_cache_sees_a_changed_helper_module_of_the_same_size_and_mtime(tmp_path):
+    site = tmp_path / "site"
+    package = site / "zoo_pkgplug"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("from zoo_pkgplug.names import NAME\n\ndef register(ctx):\n"
+                                         "    ctx.add_model(NAME, 'zoo.models.resnet:build_resnet', "
+                                         "factory_kwargs={'variant': 'resnet18'})\n")
+    helper = package / "names.py"
+    helper.write_text('NAME = "pkgnet_aa"\n')
+    info = site / "zoo_pkgplug-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: zoo-pkgplug\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[zoo.models]\npkgplug = zoo_pkgplug:register\n")
+    assert "pkgnet_aa" in _zoo_with(site, tmp_path / "cache", "list", "pkgnet*").stdout
+    assert "pkgnet_aa" in _zoo_with(site, tmp_path / "cache", "list", "pkgnet*").stdout  # from the cache
+    stat = helper.stat()
+    time.sleep(0.01)
+    helper.write_text('NAME = "pkgnet_bb"\n')  # same size
+    os.utime(helper, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # and the old modification time
+    assert "pkgnet_bb" in _zoo_with(site, tmp_path / "cache", "list", "pkgnet*").stdout
+
+
+def test_records_of_uninstalled_plugins_are_pruned(tmp_path):
+    from tests.plugin_factory import make_plugin
+
+    for name in ("zoo-gone", "zoo-stays"):
+        make_plugin(tmp_path / "site", name, f"""
+            def register(ctx):
+                ctx.add_model("{name.replace('-', '_')}_net", "zoo.models.resnet:build_resnet",
+                              factory_kwargs={{"variant": "resnet18"}})
+        """, {"zoo.models": f"{name} = MODULE:register"})
+    cache = tmp_path / "cache"
+    _zoo_with(tmp_path / "site", cache, "list")
+    record = json.loads((cache / "plugins" / "registrations.json").read_text())
+    assert any("zoo-gone" in key for key in record)
+    shutil.rmtree(tmp_path / "site" / "zoo_gone-0.1.dist-info")
+    (tmp_path / "site" / "zoo_stays_mod.py").write_text((tmp_path / "site" / "zoo_stays_mod.py").read_text() + "\n")
+    _zoo_with(tmp_path / "site", cache, "list")  # the changed plugin is recorded again; the gone one pruned
+    record = json.loads((cache / "plugins" / "registrations.json").read_text())
+    assert not any("zoo-gone" in key for key in record) and any("zoo-stays" in key for key in record)

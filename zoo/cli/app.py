@@ -143,3 +143,18 @@ def main() -> None:
     except BrokenPipeError:  # `zoo list | head` closed the pipe: not an error
         sys.stderr.close()
         sys.exit(0)
+    except SystemExit as exc:  # typer ends every command this way
+        exit_past_stray_threads(exc.code)
+        raise
+
+
+def exit_past_stray_threads(code) -> None:
+    """zoo's work is done: a thread a plugin started and never stopped must not keep the command from
+    ending (Python waits for non-daemon threads at exit), so leave at once with the command's code."""
+    import threading
+
+    stray = [t for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon and t.is_alive()]
+    if stray:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code if isinstance(code, int) else (0 if code is None else 1))

@@ -51,6 +51,8 @@ def export_command(
     opset: int = typer.Option(18, help="ONNX opset"),
     images: Path = typer.Option(None, help="images for the parity check and int8 calibration (default: the run's "
                                 "validation and training splits)"),
+    parity_images: int = typer.Option(1000, "--parity-images", min=0, help="validation images the parity gate "
+                                      "checks, spread over the split (0: all of it)"),
     atol: float = typer.Option(1e-5, help="parity: |logit diff| <= atol + rtol * max|logit|"),
     rtol: float = typer.Option(1e-4, help="parity: |logit diff| <= atol + rtol * max|logit|"),
 ) -> None:
@@ -62,7 +64,7 @@ def export_command(
         return
     from zoo.exporter.api import export
 
-    result = export(run, checkpoint, format, output, opset, dynamic_batch, images, atol, rtol,
+    result = export(run, checkpoint, format, output, opset, dynamic_batch, images, atol, rtol, max_images=parity_images,
                     batch_size=batch_size, embed_preprocessing=embed_preprocessing)
     for fmt, path in result.files.items():
         report = result.parity.get(fmt, {})

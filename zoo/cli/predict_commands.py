@@ -67,4 +67,7 @@ def eval_command(
 
     report = evaluate(model_file, data, split, output, batch_size, device, data_root, progress=not quiet)
     typer.echo(report.summary())
-    typer.echo(f"report: {report.output_dir} (metrics.json, confusion_matrix.png, mistakes.html)")
+    written = sorted(p.name for p in Path(report.output_dir).iterdir() if not p.name.startswith("."))
+    typer.echo(f"report: {report.output_dir} ({', '.join(written)})")
+    if "confusion_matrix.png" not in written:
+        typer.echo("note: no confusion_matrix.png: plots need matplotlib (pip install 'zoo[plots]')", err=True)

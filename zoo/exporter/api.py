@@ -25,6 +25,7 @@ from zoo.exporter.metadata import export_metadata, relative_checkpoint
 from zoo.files import atomic_write_json
 
 log = logging.getLogger("zoo.export")
+DEFAULT_PARITY_IMAGES = 1000  # the whole validation split up to this many (0: all of it)
 EXPORT_MARKER = ".zoo-export"  # exports/<run>/.zoo-export: a folder zoo made (it writes nowhere else)
 MODEL_JSON, PARITY_JSON = "model.json", "parity.json"
 
@@ -66,7 +67,7 @@ def export(
     images: str | Path | None = None,
     atol: float = 1e-5,
     rtol: float = 1e-4,
-    max_images: int = 32,
+    max_images: int = DEFAULT_PARITY_IMAGES,
     check: bool = True,
     model: Any = None,
     batch_size: int = 1,
@@ -78,7 +79,8 @@ def export(
     """Export a run's best checkpoint (default runs/latest) and check each file against eager PyTorch.
 
     ``format`` is a registered name, a list of them, or "all" (every format available here).
-    ``dynamic_batch=False`` fixes the batch at ``batch_size``. ``embed_preprocessing`` makes ONNX files
+    ``max_images`` is how many of the run's validation images the parity gate sees (spread over the
+    split; 0: all). ``dynamic_batch=False`` fixes the batch at ``batch_size``. ``embed_preprocessing`` makes ONNX files
     that take decoded uint8 images (N, H, W, 3) of any size. ``model`` is the module to load the
     checkpoint into when it is not a registered model (one trained with ``zoo.fit``). The eager
     reference runs on ``reference_device`` (fp32, TF32 off). With ``strict`` (the default) it raises

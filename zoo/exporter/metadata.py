@@ -16,6 +16,7 @@ DECODING = {
     "16_bit": "I;16 / I samples divided by 257 and rounded to 8 bits (scaled, not clipped), then gray to RGB",
     "alpha": "RGBA, LA, PA and palette-with-transparency images composited on white, then RGB",
     "other_modes": "L, P, 1, CMYK, YCbCr: Image.convert('RGB')",
+    "max_pixels": "64000000: an image declaring more (width x height in its header) is refused before decoding",
 }
 RECIPE = ("decode as `decoding` says; resize (bilinear, antialiased) so the shorter side is resize_size and "
           "the longer side int(resize_size * long / short); round to whole 0-255 levels; centre-crop input_size "

@@ -3,8 +3,9 @@
 A plugin's ``register`` runs on first use of the registry, which imports the plugin's module: a
 plugin that is slow to import (or imports torch) would slow every ``zoo list``. When everything a
 plugin registered is declarative (factories as "module:function" strings), the registrations are
-kept in zoo's cache, keyed by the distribution's name and version, the entry point and the size and
-modification time of the module that defines ``register`` (found without importing it). The next
+kept in zoo's cache, keyed by the distribution's name and version, the entry point and the files of
+the package that defines ``register`` (found without importing it; see ``key_for``), editable
+installs included; records of uninstalled distributions are pruned. The next
 process registers the same entries without importing anything; the plugin's code is imported when
 a model or dataset of it is built. ``zoo plugins`` always loads plugins for real and refreshes this.
 """
@@ -12,7 +13,8 @@ a model or dataset of it is built. ``zoo plugins`` always loads plugins for real
 from __future__ import annotations
 
 import dataclasses
-import importlib.machinery
+import hashlib
+import importlib.util
 import json
 import logging
 from importlib.metadata import EntryPoint
@@ -33,27 +35,39 @@ def cache_file() -> Path:
 
 
 def key_for(ep: EntryPoint, group: str) -> str | None:
-    """Identity of the plugin's code, or None when its module file cannot be found without importing it."""
+    """Identity of the plugin's code (found without importing it), or None when it cannot be told.
+
+    The distribution's name and version, the entry point, and a digest of every Python file of the
+    package that defines ``register`` (path, size, modification and status-change times): editing any
+    module ``register`` imports, or rewriting one with the same size and an old mtime, loads the plugin
+    for real again. Editable installs (pip install -e) are found through their own import finders."""
     dist = ep.dist
     if dist is None:
         return None
-    origin = _module_file(ep.value.partition(":")[0])
-    if origin is None:
+    package = _package_files(ep.value.partition(":")[0].split(".")[0])
+    if not package:
         return None
-    stat = origin.stat()
-    return f"{FORMAT}|{group}|{ep.name}|{ep.value}|{dist.name}|{dist.version}|{origin}|{stat.st_size}|{stat.st_mtime_ns}"
+    installed = [Path(dist.locate_file(f)) for f in (dist.files or []) if str(f).endswith(".py")]  # RECORD
+    package = sorted(set(package) | {p for p in installed if p.is_file()})
+    digest = hashlib.sha256()
+    for path in package:
+        stat = path.stat()
+        digest.update(f"{path}|{stat.st_size}|{stat.st_mtime_ns}|{stat.st_ctime_ns}\n".encode())
+    return f"{FORMAT}|{group}|{ep.name}|{ep.value}|{dist.name}|{dist.version}|{digest.hexdigest()[:24]}"
 
 
-def _module_file(module: str) -> Path | None:
-    """The source file of a dotted module, found by path search alone (no package __init__ runs)."""
-    search = None
-    spec = None
-    for part in module.split("."):
-        spec = importlib.machinery.PathFinder.find_spec(part, search)
-        if spec is None:
-            return None
-        search = spec.submodule_search_locations
-    return Path(spec.origin) if spec is not None and spec.origin and Path(spec.origin).is_file() else None
+def _package_files(top_level: str) -> list[Path]:
+    """The .py files of a top-level module or package, located by the import system's finders without
+    running the package (find_spec of a top-level name executes nothing)."""
+    try:
+        spec = importlib.util.find_spec(top_level)
+    except (ImportError, ValueError):
+        return []
+    if spec is None:
+        return []
+    if spec.submodule_search_locations:
+        return sorted(p for folder in spec.submodule_search_locations for p in Path(folder).rglob("*.py"))
+    return [Path(spec.origin)] if spec.origin and Path(spec.origin).is_file() else []
 
 
 def load(key: str) -> list[tuple[str, str, Any]] | None:
@@ -82,7 +96,7 @@ def store(key: str, staged: list[tuple[str, str, Any]]) -> None:
     path = cache_file()
     try:
         current = json.loads(path.read_text()) if path.is_file() else {}
-        current = {k: v for k, v in current.items() if not _same_plugin(k, key)}
+        current = {k: v for k, v in current.items() if not _same_plugin(k, key) and _still_installed(k)}
         current[key] = entries
         from zoo.files import atomic_write_json
 
@@ -93,6 +107,17 @@ def store(key: str, staged: list[tuple[str, str, Any]]) -> None:
 
 def _same_plugin(old_key: str, key: str) -> bool:
     return old_key.split("|")[:5] == key.split("|")[:5]
+
+
+def _still_installed(key: str) -> bool:
+    """Records of distributions uninstalled since are pruned (they would only grow the file)."""
+    from importlib.metadata import PackageNotFoundError, distribution
+
+    parts = key.split("|")
+    try:
+        return len(parts) > 4 and distribution(parts[4]) is not None
+    except PackageNotFoundError:
+        return False
 
 
 def _to_json(table: str, entry: Any) -> dict[str, Any] | None:

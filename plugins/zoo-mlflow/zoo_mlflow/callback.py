@@ -21,6 +21,12 @@ RUN_TAG = "zoo.run_dir"  # the zoo run folder (absolute) an MLflow run records
 
 class MlflowCallback:
     def __init__(self, tracking_uri: str | None = None, experiment: str = "zoo", run_name: str | None = None) -> None:
+        import os
+
+        # MLflow retries an unreachable server for minutes by default; a tracker that is down should cost a
+        # run seconds (zoo then switches the callback off with a warning). The user's own settings win.
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
         import mlflow
 
         self.mlflow = mlflow

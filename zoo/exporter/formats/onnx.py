@@ -17,6 +17,7 @@ from zoo.exporter.formats import ExportFormat, ExportOptions, LoadedExport, temp
 from zoo.runs import CheckpointMeta
 
 log = logging.getLogger("zoo.export")
+DYNAMO_MIN_OPSET = 18
 
 
 class OnnxFormat(ExportFormat):
@@ -47,21 +48,17 @@ def write_onnx(model, path: Path, example, meta: CheckpointMeta, options: Export
     from zoo.exporter.metadata import metadata_props
 
     module, example, dynamic, names = _traced_inputs(model, example, meta, options)
-    exporter, first_error = "dynamo", None
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            torch.onnx.export(module, (example,), str(path), dynamo=True, opset_version=options.opset,
-                              input_names=[names[0]], output_names=["logits"], dynamic_shapes=dynamic,
-                              external_data=False, verbose=False)
-    except Exception as exc:  # noqa: BLE001 - the dynamo exporter fails in many ways; fall back and say so
-        if options.embed_preprocessing:  # the fallback would bake one image size into the graph
-            raise ExportError(f"ONNX export of {meta.model} with embedded preprocessing failed: {_first(exc)}") from exc
-        first_error = _first(exc)
-        log.warning("dynamo ONNX export failed (%s); using the TorchScript-based exporter", first_error)
-        exporter = "torchscript"
+    first_error = None
+    if options.opset < DYNAMO_MIN_OPSET:  # the dynamo exporter writes opset 18 and newer; the older one writes these
+        if options.embed_preprocessing:
+            raise ExportError(f"--opset {options.opset}: embedded preprocessing needs opset {DYNAMO_MIN_OPSET} or newer "
+                              "(antialiased Resize); use --opset 18")
         _export_torchscript_based(module, example, path, meta, options)
-    proto = onnx.load(str(path))
+        exporter = "torchscript"
+    else:
+        exporter, first_error = _export_dynamo(module, example, path, meta, options, dynamic, names)
+    proto = honour_opset(onnx.load(str(path)), options.opset, meta)
+    strip_machine_paths(proto)
     for key, value in metadata_props(meta, options.embed_preprocessing).items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, value
@@ -73,6 +70,65 @@ def write_onnx(model, path: Path, example, meta: CheckpointMeta, options: Export
     return {"exporter": exporter, "opset": proto.opset_import[0].version, "fallback_reason": first_error,
             "dynamic_batch": options.dynamic_batch, "embedded_preprocessing": options.embed_preprocessing,
             "input": names[0]}
+
+
+def _export_dynamo(module, example, path: Path, meta: CheckpointMeta, options: ExportOptions, dynamic, names):
+    """(exporter used, why the dynamo exporter failed or None)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(module, (example,), str(path), dynamo=True, opset_version=options.opset,
+                              input_names=[names[0]], output_names=["logits"], dynamic_shapes=dynamic,
+                              external_data=False, verbose=False)
+        return "dynamo", None
+    except Exception as exc:  # noqa: BLE001 - the dynamo exporter fails in many ways; fall back and say so
+        if options.embed_preprocessing:  # the fallback would bake one image size into the graph
+            raise ExportError(f"ONNX export of {meta.model} with embedded preprocessing failed: {_first(exc)}") from exc
+        log.warning("dynamo ONNX export failed (%s); using the TorchScript-based exporter", _first(exc))
+        _export_torchscript_based(module, example, path, meta, options)
+        return "torchscript", _first(exc)
+
+
+def honour_opset(proto, opset: int, meta: CheckpointMeta):
+    """The opset asked for (converted down if the exporter wrote a newer one, or refused in one line), in
+    the lowest IR version that opset allows, so older runtimes load the file (onnxruntime 1.17 reads IR 9
+    at most; opset 18 needs only IR 8)."""
+    import onnx
+    from onnx import helper, version_converter
+
+    written = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), opset)
+    if written != opset:
+        try:
+            proto = version_converter.convert_version(proto, opset)
+            onnx.checker.check_model(proto)
+        except Exception as exc:  # noqa: BLE001 - the converter refuses what the opset cannot express
+            raise ExportError(f"--opset {opset}: {meta.model} cannot be written in ONNX opset {opset} (the exporter "
+                              f"wrote {written}; converting failed: {_first(exc)}); use --opset {written}") from exc
+    proto.ir_version = helper.find_min_ir_version_for(list(proto.opset_import), ignore_unknown=True)
+    return proto
+
+
+def strip_machine_paths(proto) -> None:
+    """torch.onnx records each node's Python stack (`pkg.torch.onnx.stack_trace`: source files of this
+    machine's checkout and site-packages); an export says nothing about where it was made."""
+    graphs = [proto.graph, *(f for f in proto.functions)]
+    while graphs:
+        graph = graphs.pop()
+        for node in graph.node:
+            keep = [p for p in node.metadata_props if not _machine_specific(p.key, p.value)]
+            if len(keep) != len(node.metadata_props):
+                del node.metadata_props[:]
+                node.metadata_props.extend(keep)
+            graphs += [attr.g for attr in node.attribute if attr.HasField("g")]
+            graphs += [g for attr in node.attribute for g in attr.graphs]
+        if hasattr(graph, "metadata_props"):
+            keep = [p for p in graph.metadata_props if not _machine_specific(p.key, p.value)]
+            del graph.metadata_props[:]
+            graph.metadata_props.extend(keep)
+
+
+def _machine_specific(key: str, value: str) -> bool:
+    return key.endswith("stack_trace") or "site-packages" in value or value.startswith(("/", "C:\\"))
 
 
 def _traced_inputs(model, example, meta: CheckpointMeta, options: ExportOptions):
@@ -118,7 +174,10 @@ def load_onnx(path: Path) -> LoadedExport:
     meta = CheckpointMeta.from_dict(json.loads(props["zoo.meta"]), f"metadata of {path}")
     options = ort.SessionOptions()
     options.log_severity_level = 3
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    try:
+        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # noqa: BLE001 - onnxruntime refuses a graph it cannot run: say which file
+        raise ZooError(f"onnxruntime cannot run {path.name} ({_first(exc)[:300]}); export it again") from exc
     first = session.get_inputs()[0]
     static = first.shape[0] if isinstance(first.shape[0], int) else None
     kind = "uint8" if first.type == "tensor(uint8)" else "tensor"

@@ -40,6 +40,9 @@ class OnnxInt8Format(ExportFormat):
 
         from zoo.exporter.metadata import metadata_props
 
+        if options.opset < 13:
+            raise ExportError(f"--opset {options.opset}: int8 with per-channel weights needs ONNX opset 13 or newer; "
+                              "use --opset 13 (or leave onnx-int8 out)")
         if options.calibration is None or not len(options.calibration):
             raise ExportError("onnx-int8 needs calibration images: the run's training split, or pass --images DIR")
         with tempfile.TemporaryDirectory() as work:
@@ -58,16 +61,20 @@ class OnnxInt8Format(ExportFormat):
                     return None if batch is None else {name: batch}
 
             with temp_path(path) as tmp:
+                # reduce_range: 7-bit weights, so the u8 x s8 products cannot saturate on x86 CPUs without VNNI
+                # (onnxruntime's quantization guide); the file gives the same answers on every CPU class
                 quantize_static(str(prepared), str(tmp), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                                activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                                reduce_range=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                                 op_types_to_quantize=["Conv", "Gemm", "MatMul"])
-                proto = onnx.load(str(tmp))
+                proto = drop_unused_domains(onnx.load(str(tmp)))
                 del proto.metadata_props[:]
                 for key, value in metadata_props(meta, options.embed_preprocessing).items():
                     entry = proto.metadata_props.add()
                     entry.key, entry.value = key, value
                 onnx.save(proto, str(tmp))
-        return {**info, "quantization": "static QDQ int8 (weights per channel), min/max calibration",
+        return {**info, "quantization": "static QDQ, u8 activations x s8 weights per channel with reduce_range "
+                "(7-bit weights: no saturation on x86 CPUs without VNNI, the same file on every CPU), min/max "
+                "calibration",
                 "calibration_images": sum(len(b) for b in batches)}
 
     def load(self, path: Path) -> LoadedExport:
@@ -75,6 +82,21 @@ class OnnxInt8Format(ExportFormat):
 
     def recognises(self, path: Path) -> bool:
         return False  # an .onnx file: the onnx format loads it
+
+
+def drop_unused_domains(proto):
+    """Keep only the opset domains the graph uses: onnxruntime's tools declare com.microsoft, ai.onnx.ml and
+    others, and runtimes that do not know them (OpenCV DNN) refuse the file."""
+    used = {"", "ai.onnx"} | {node.domain for node in proto.graph.node}
+    for function in proto.functions:
+        used |= {node.domain for node in function.node} | {function.domain}
+    from onnx import helper
+
+    keep = [o for o in proto.opset_import if o.domain in used]
+    del proto.opset_import[:]
+    proto.opset_import.extend(keep)
+    proto.ir_version = helper.find_min_ir_version_for(keep, ignore_unknown=True)  # as the fp32 file: older runtimes
+    return proto
 
 
 def _preprocessed(source: Path, target: Path) -> Path:

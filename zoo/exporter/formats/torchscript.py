@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import warnings
@@ -26,11 +27,16 @@ class TorchScriptFormat(ExportFormat):
         from zoo.exporter.metadata import export_metadata
 
         log.info("note: TorchScript is deprecated upstream; torch.export (--format pt2) is what PyTorch recommends")
-        with temp_path(path) as tmp, torch.no_grad(), warnings.catch_warnings():
+        buffer = io.BytesIO()  # saved from memory: the archive's root folder is then not the temp file's name
+        with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")
             traced = torch.jit.trace(model, example, check_trace=False)
-            torch.jit.save(traced, str(tmp), _extra_files={"zoo.json": json.dumps(export_metadata(meta))})
-        return {"exporter": "torch.jit.trace", "dynamic_batch": options.dynamic_batch}
+            torch.jit.save(traced, buffer, _extra_files={"zoo.json": json.dumps(export_metadata(meta))})
+        with temp_path(path) as tmp:
+            tmp.write_bytes(buffer.getvalue())
+        if not options.dynamic_batch:
+            log.info("note: a traced TorchScript model takes any batch size; --static does not fix it")
+        return {"exporter": "torch.jit.trace", "dynamic_batch": True}  # what the file does, whatever was asked
 
     def load(self, path: Path) -> LoadedExport:
         files = {"zoo.json": ""}
