@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 import zoo
 from zoo.cli import app
 from zoo.errors import DataError, TrainingError, ZooError
-from tests.conftest import ROOT
+from tests.conftest import ROOT, shared_data
 
 runner = CliRunner()
 SHAPES = dict(model="example_tinynet", data="example_shapes", batch_size=32, quiet=True, workers=0, epochs=1,
@@ -102,8 +102,9 @@ def test_eval_into_a_file_is_one_line(shapes_run, tmp_path):
 
 
 # -- 3. exports are transactional --------------------------------------------------------------------------------
-def _check_export_folder(folder: Path) -> dict:
-    """model.json lists exactly the files beside it, each with its true SHA-256."""
+def _check_export_folder(folder: Path, leftovers_allowed: bool = False) -> dict:
+    """model.json lists exactly the files beside it, each with its true SHA-256 (and, unless a kill just
+    happened, nothing of zoo's is left beside the folder)."""
     from zoo.hub import file_digest
 
     model_json = json.loads((folder / "model.json").read_text())
@@ -112,7 +113,8 @@ def _check_export_folder(folder: Path) -> dict:
     assert present == set(listed) | {"model.json", "parity.json"}, (present, listed)
     for name, digest in listed.items():
         assert file_digest(folder / name) == digest, name
-    assert not [p for p in folder.parent.iterdir() if p.name.startswith(f".{folder.name}.")]  # no staging left
+    if not leftovers_allowed:
+        assert not [p for p in folder.parent.iterdir() if p.name.startswith(f".{folder.name}.")]  # no staging left
     return model_json
 
 
@@ -700,3 +702,34 @@ def test_records_of_uninstalled_plugins_are_pruned(tmp_path):
     _zoo_with(tmp_path / "site", cache, "list")  # the changed plugin is recorded again; the gone one pruned
     record = json.loads((cache / "plugins" / "registrations.json").read_text())
     assert not any("zoo-gone" in key for key in record) and any("zoo-stays" in key for key in record)
+
+
+# -- 14: the embedded-preprocessing ONNX reads the same in every runtime ------------------------------------------
+@pytest.mark.parametrize("height, resized", [(375, 256), (97, 256), (2000, 40), (40, 232), (500, 500), (4000, 232)])
+def test_the_matrix_resize_is_torchvisions_antialiased_bilinear(height, resized):
+    import torch
+
+    from zoo.exporter.embedded import resize_weights
+
+    x = torch.rand(1, 3, height, 5) * 255
+    reference = torch.nn.functional.interpolate(x, size=(resized, 5), mode="bilinear", antialias=True,
+                                                align_corners=False)
+    torch.testing.assert_close(resize_weights(height, resized, 0, resized) @ x, reference, atol=2e-4, rtol=0)
+
+
+def test_the_embedded_onnx_reads_the_same_in_openvino(tmp_path):
+    pytest.importorskip("openvino", reason="openvino is not installed (make test installs the zoo-openvino plugin)")
+    photos = shared_data("hymenoptera")
+    run = tmp_path / "ants"
+    zoo.finetune(model="example_tinynet", data=str(photos), epochs=2, lr=3e-3, batch_size=32, output=str(run),
+                 quiet=True, workers=0)
+    panorama = tmp_path / "panorama"
+    panorama.mkdir()
+    shutil.copy(shared_data("bad_inputs") / "panorama_2000x40.jpg", panorama / "panorama.jpg")
+    for i, photo in enumerate(sorted((photos / "val" / "bees").glob("*.jpg"))[:20]):
+        shutil.copy(photo, panorama / f"{i}.jpg")
+    zoo.export(run, format="onnx", output=tmp_path / "e", embed_preprocessing=True, images=panorama)
+    report = json.loads((tmp_path / "e" / "parity.json").read_text())["onnx"]
+    assert report["passed"] and len(report["runtimes"]) == 2 and report["runtimes"][1].startswith("openvino")
+    openvino = next(iter(report["other_runtimes"].values()))
+    assert openvino["passed"] and openvino["top1_agreement"] == 1.0 and openvino["max_prob_diff"] <= 1e-3

@@ -88,7 +88,7 @@ def export(
     model.json marks them failed.
     """
     from zoo.exporter.loading import load_checkpoint
-    from zoo.exporter.parity import calibration_images as calibration, check as parity_check, load_eval_images
+    from zoo.exporter.parity import calibration_images as calibration, check as parity_check, cross_check, load_eval_images
     from zoo.hub import file_digest
     from zoo.outputs import as_folder, staged_output
 
@@ -126,6 +126,7 @@ def export(
             if check:
                 parity[key] = {**parity_check(net, eval_images, runner, fmt.gate, atol, rtol,
                                               device=reference_device), **details}
+                cross_check(net, eval_images, fmt, path, parity[key], device=reference_device)
                 _log(key, parity[key])
             records[key] = {
                 "format": fmt.name, "path": path.name, "sha256": file_digest(path), "bytes": path.stat().st_size,

@@ -3,8 +3,10 @@
 ``WithPreprocessing(model, pre)`` takes uint8 RGB images (N, H, W, 3) of any H and W (every image of
 a batch the same size) and does what zoo.data.transforms' evaluation pipeline does: resize so the
 shorter side is ``resize_size`` (the longer side truncated, torchvision's rule), bilinear with
-antialias, rounded back to whole levels as torchvision does for uint8 images, centre crop (rounding
-half to even, as Python's round), scale to 0-1, normalise, then the network.
+antialias, centre crop (rounding half to even, as Python's round), rounded back to whole levels as
+torchvision does for uint8 images, scale to 0-1, normalise, then the network. The antialiased resize
+is written as two matrix products of triangle-filter weights (``resize_weights``), not as ONNX's
+Resize with antialias=1, which OpenVINO and OpenCV DNN read but silently compute without antialiasing.
 """
 
 from __future__ import annotations
@@ -28,12 +30,31 @@ class WithPreprocessing(nn.Module):
         height, width = x.shape[-2], x.shape[-1]
         short = torch.sym_min(height, width)
         new_h, new_w = self.resize * height // short, self.resize * width // short  # the short side: exactly resize
-        x = nn.functional.interpolate(x, size=(new_h, new_w), mode=self.mode, antialias=self.antialias,
-                                      align_corners=False)
-        x = x.round().clamp(0, 255)  # torchvision resizes uint8 images to whole levels
         top, left = _half_to_even(new_h - self.size), _half_to_even(new_w - self.size)
-        x = x[:, :, top:top + self.size, left:left + self.size]
+        if self.mode == "bilinear" and self.antialias:
+            # the resize as two matrix products, only for the rows and columns the centre crop keeps: MatMul and
+            # arithmetic every runtime computes alike (OpenVINO and OpenCV ignore Resize's antialias attribute)
+            rows = resize_weights(height, new_h, top, self.size)
+            cols = resize_weights(width, new_w, left, self.size)
+            x = rows @ x @ cols.transpose(0, 1)
+        else:
+            x = nn.functional.interpolate(x, size=(new_h, new_w), mode=self.mode, antialias=self.antialias,
+                                          align_corners=False)
+            x = x[:, :, top:top + self.size, left:left + self.size]
+        x = x.round().clamp(0, 255)  # torchvision resizes uint8 images to whole levels
         return self.model((x / 255 - self.mean) / self.std)
+
+
+def resize_weights(in_size, out_size, first: int, count: int) -> torch.Tensor:
+    """(count, in_size) weights of output pixels first..first+count-1 of an antialiased bilinear resize from
+    in_size to out_size: PIL's and torchvision's triangle filter (support 1 pixel of the larger of the two
+    grids), normalised per output pixel."""
+    scale = in_size / out_size
+    support = torch.clamp(torch.tensor(scale, dtype=torch.float32), min=1.0)
+    centres = (torch.arange(count, dtype=torch.float32) + first + 0.5) * scale
+    sources = torch.arange(in_size, dtype=torch.float32) + 0.5
+    weights = torch.relu(1.0 - torch.abs(sources[None, :] - centres[:, None]) / support)
+    return weights / weights.sum(dim=1, keepdim=True)
 
 
 def _half_to_even(excess):

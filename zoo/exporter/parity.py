@@ -146,6 +146,29 @@ def check(model, images: EvalImages, loaded: LoadedExport, gate: str, atol: floa
             "reference": f"eager fp32 on {device}, TF32 off", "matmul_precision": "highest"}
 
 
+def cross_check(model, images: EvalImages, fmt, path: Path, report: dict[str, Any], device: str = "cpu") -> None:
+    """The same file read by the other programs a format names (ONNX: OpenVINO), each held to the probability
+    gate (same top-1, |probability diff| <= PROB_TOL); ``report`` gets them, and fails if one does."""
+    runtimes = fmt.other_runtimes(path) if hasattr(fmt, "other_runtimes") else {}
+    report["runtimes"] = [fmt.runtime() if hasattr(fmt, "runtime") else fmt.name, *runtimes]
+    if not runtimes:
+        return
+    reference = reference_logits(model, images.tensors, device)
+    others = {}
+    for name, loaded in runtimes.items():
+        if loaded.input == "uint8":
+            outputs = np.concatenate([np.asarray(loaded.run(image[None])) for image in images.decoded])
+        else:
+            outputs = run_batches(loaded, images.tensors, 8)
+        stats = compare(reference, outputs)
+        stats["passed"] = bool(stats["top1_agreement"] == 1.0 and stats["max_prob_diff"] <= PROB_TOL)
+        others[name] = stats
+    report["other_runtimes"] = others
+    if not all(o["passed"] for o in others.values()):
+        report["passed"] = False
+        report["gate"] += f"; and in {', '.join(others)}: same top-1, |probability diff| <= {PROB_TOL}"
+
+
 def wilson_lower_bound(share: float, n: int, z: float = 1.96) -> float:
     """The 95 % lower confidence bound of an agreement measured on n images (Wilson score interval): what
     "1.000 on 32 images" actually promises (0.89)."""

@@ -40,6 +40,31 @@ class OnnxFormat(ExportFormat):
     def recognises(self, path: Path) -> bool:
         return path.suffix == ".onnx"
 
+    def runtime(self) -> str:
+        import onnxruntime
+
+        return f"onnxruntime {onnxruntime.__version__}"
+
+    def other_runtimes(self, path: Path) -> dict[str, LoadedExport]:
+        """Other programs that read the same .onnx, checked by the gate too where installed: OpenVINO (fp32)."""
+        import importlib.util
+
+        if importlib.util.find_spec("openvino") is None:
+            return {}
+        import openvino
+
+        core = openvino.Core()
+        compiled = core.compile_model(core.read_model(str(path)), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+        output = compiled.output(0)
+        loaded = load_onnx(path)
+
+        def run(batch):
+            array = batch.numpy() if isinstance(batch, torch.Tensor) else batch
+            return compiled([array])[output]
+
+        version = openvino.__version__.split("-")[0]
+        return {f"openvino {version}": LoadedExport(run, loaded.meta, loaded.input, loaded.static_batch)}
+
 
 def write_onnx(model, path: Path, example, meta: CheckpointMeta, options: ExportOptions) -> dict[str, Any]:
     """Export to ``path``, label it, check it; what was done, for model.json."""
