@@ -11,7 +11,9 @@ TORCH_PINS := torch==2.14.1 torchvision==0.29.1
 else
 TORCH_PINS := torch==2.9.1 torchvision==0.24.1
 endif
-PYTEST_ARGS ?=
+# `make test` runs the suite without the tests marked slow (about 10 minutes on the 2-core CPU box);
+# CI (.ci/run) runs everything, slow tests too: `make test PYTEST_ARGS=-q`.
+PYTEST_ARGS ?= -m "not slow"
 DEMO_RUN := runs/demo-digits
 
 .PHONY: venv demo test clean browser

@@ -733,3 +733,17 @@ def test_the_embedded_onnx_reads_the_same_in_openvino(tmp_path):
     assert report["passed"] and len(report["runtimes"]) == 2 and report["runtimes"][1].startswith("openvino")
     openvino = next(iter(report["other_runtimes"].values()))
     assert openvino["passed"] and openvino["top1_agreement"] == 1.0 and openvino["max_prob_diff"] <= 1e-3
+
+
+@pytest.mark.slow
+def test_the_demo_exports_every_format_on_the_embedded_set(tmp_path):
+    """`make demo`'s own commands (the README's first), export included, as any CPU class runs them."""
+    run = tmp_path / "demo-digits"
+    trained = runner.invoke(app, ["-q", "finetune", "resnet18_cifar", "--data", "digits", "--epochs", "3",
+                                  "--batch-size", "64", "--output", str(run), "--overwrite", "--workers", "0"])
+    assert trained.exit_code == 0, trained.output
+    exported = runner.invoke(app, ["export", str(run), "--format", "all", "-o", str(tmp_path / "export")])
+    assert exported.exit_code == 0, exported.output
+    parity = json.loads((tmp_path / "export" / "parity.json").read_text())
+    assert {"onnx", "onnx-int8", "pt2", "torchscript"} <= set(parity) and all(r["passed"] for r in parity.values())
+    assert parity["onnx-int8"]["images"] == 360 or parity["onnx-int8"]["images"] >= 300  # the whole digits val split

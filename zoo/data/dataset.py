@@ -138,6 +138,17 @@ class ImageDataset:
     def eval(self) -> ImageSource:
         return self.splits[self.eval_split_name]
 
+    def limited(self, train: int | None = None, evaluation: int | None = None, seed: int = 0) -> ImageDataset:
+        """The dataset with at most ``train`` training and ``evaluation`` evaluation images, drawn stratified
+        (every class keeps its share, at least one image where it had any), the same for the same seed."""
+        if train is None and evaluation is None:
+            return self
+        splits = dict(self.splits)
+        for split, limit in (("train", train), (self.eval_split_name, evaluation)):
+            if limit is not None and split in splits and len(splits[split]) > limit:
+                splits[split] = splits[split].subset(stratified_sample(np.asarray(splits[split].labels), limit, seed))
+        return ImageDataset(self.name, self.classes, splits, self.layout, self.root, self.skipped, self.split_record)
+
     def counts(self) -> dict[str, list[int]]:
         """Images per class for each split."""
         return {
@@ -183,3 +194,21 @@ class ImageDataset:
 
 def _few(names: list[str], n: int = 5) -> str:
     return ", ".join(names[:n]) + (f" and {len(names) - n} more" if len(names) > n else "")
+
+
+def stratified_sample(labels: np.ndarray, limit: int, seed: int) -> np.ndarray:
+    """Sorted indices of ``limit`` items keeping each label's share (largest remainders; every present
+    label at least once while the limit allows)."""
+    rng = np.random.default_rng(seed)
+    classes, counts = np.unique(labels, return_counts=True)
+    share = counts / counts.sum() * limit
+    take = np.minimum(counts, np.maximum(np.floor(share).astype(int), 1 if limit >= len(classes) else 0))
+    for i in np.argsort(-(share - np.floor(share))):  # hand out what rounding left, largest remainder first
+        if take.sum() >= limit:
+            break
+        if take[i] < counts[i]:
+            take[i] += 1
+    while take.sum() > limit:  # the at-least-one floor overshot: trim the largest
+        take[np.argmax(take)] -= 1
+    chosen = [rng.choice(np.flatnonzero(labels == c), size=k, replace=False) for c, k in zip(classes, take) if k]
+    return np.sort(np.concatenate(chosen)) if chosen else np.array([], dtype=int)

@@ -25,7 +25,7 @@ from zoo.errors import TrainingError
 log = logging.getLogger("zoo.engine")
 
 # What a resumed run keeps from its first start: another value would make it a different run.
-FIXED_ON_RESUME = ("model", "image_size", "val_ratio", "seed", "optimizer", "freeze")
+FIXED_ON_RESUME = ("model", "image_size", "val_ratio", "seed", "optimizer", "freeze", "limit_train", "limit_val")
 
 
 def finetune(
@@ -55,7 +55,8 @@ def finetune(
     net, dataset, preprocessing, classifier = build_for(cfg, fresh=resume is None)
     if dry_run:
         run = dry_run_target(cfg, cfg.model, dataset.name, resume)
-        return plan_run(net, dataset, cfg, preprocessing, classifier, cfg.model, run, resume is not None)
+        return plan_run(net, dataset, cfg, preprocessing, classifier, cfg.model, run, resume is not None,
+                        estimate_time=True)
     return fit(net, dataset, cfg, preprocessing, classifier=classifier, model_name=cfg.model, resume=resume,
                callbacks=callbacks)
 
@@ -100,16 +101,32 @@ def build_for(cfg: TrainConfig, fresh: bool):
 
     info = model_info(cfg.model)
     dataset = create_dataset(cfg.data, data_root=cfg.data_root, val_ratio=cfg.val_ratio, seed=cfg.seed)
+    dataset = dataset.limited(cfg.limit_train, cfg.limit_val, cfg.seed)
     preprocessing = info.preprocessing(cfg.image_size)
     torch.manual_seed(cfg.seed)  # the same seed gives the same initial weights
     model = create_model(cfg.model, num_classes=dataset.num_classes, weights=cfg.weights)
     if fresh:
         check_head_fits(cfg, model, dataset)
+        warn_large_from_scratch(cfg, model, info)
         if cfg.freeze != "none" and getattr(model, "zoo_load_report", None) is None:
             log.warning("warning: --freeze %s without --weights freezes randomly initialised layers: their features "
                         "are random (pass --weights DEFAULT or a file to fine-tune learned features)", cfg.freeze)
     probe(model, preprocessing.input_size, cfg.model, info.input_size)  # a size the model cannot take: one line now
     return model, dataset, preprocessing, info.classifier
+
+
+LARGE_MODEL = 20_000_000  # parameters: from random init on a few thousand images, hours for little
+
+
+def warn_large_from_scratch(cfg: TrainConfig, model: nn.Module, info) -> None:
+    """Say plainly that a large model with published weights is about to learn from random init."""
+    if cfg.weights or not info.has_pretrained:
+        return
+    parameters = sum(p.numel() for p in model.parameters())
+    if parameters >= LARGE_MODEL:
+        log.warning("warning: %s has %.0f M parameters and trains from random init here, which takes long and needs "
+                    "much data; to fine-tune its published weights instead: --weights DEFAULT --freeze backbone (see "
+                    "examples/food20_resnet152_frozen.sh)", cfg.model, parameters / 1e6)
 
 
 def check_head_fits(cfg: TrainConfig, model: nn.Module, dataset) -> None:

@@ -61,6 +61,10 @@ class TrainConfig:
     val_ratio: float = option(0.2, "share held out for validation by layouts without a split", MODEL_DATA, above=0, below=1)
     image_size: int | None = option(None, "training and evaluation input size in pixels", MODEL_DATA, low=8, high=4096,
                                     shown="the model's own")
+    limit_train: int | None = option(None, "train on at most N images, drawn stratified (a quick first run)",
+                                     MODEL_DATA, low=1, shown="all")
+    limit_val: int | None = option(None, "validate on at most N images, drawn stratified", MODEL_DATA, low=1,
+                                   shown="all")
     weights: str | None = option(None, "DEFAULT (published weights), a weights file or a run folder", MODEL_DATA,
                                  shown="random init")
     new_head: bool = option(False, "--weights has another class count: keep its body, train a new head", MODEL_DATA)
@@ -127,6 +131,8 @@ class TrainConfig:
     overwrite: bool = option(False, "replace a finished run in --output (the old one stays whole until the new "
                              "one's first epoch is saved)", OUTPUT)
     quiet: bool = option(False, "no progress bar or epoch lines; print only the result", OUTPUT, short="-q")
+    log_every: float | None = option(None, "off a terminal (logs, CI, nohup): a progress line at most this often, "
+                                     "in seconds", OUTPUT, low=1, high=86_400, shown="30 ($ZOO_LOG_EVERY)")
     tensorboard: bool = option(False, "write losses, accuracies, lr and images/s per epoch to <run>/tensorboard "
                                "(pip install 'zoo[tensorboard]')", OUTPUT)
     callbacks: list[str] = option([], "training callback from a plugin, NAME or NAME:key=value,... (repeatable; "

@@ -54,7 +54,8 @@ def train_one_epoch(t: Training, epoch: int) -> dict[str, float]:
     seen, step, waited, started = 0, 0, 0.0, time.perf_counter()
     t.optimizer.zero_grad(set_to_none=True)
     batches = iter(t.inputs.train)
-    with progress_bar(f"epoch {epoch + 1}/{cfg.epochs}", t.steps_per_epoch, not cfg.quiet and t.dist.is_main) as progress:
+    with progress_bar(f"epoch {epoch + 1}/{cfg.epochs}", t.steps_per_epoch, not cfg.quiet and t.dist.is_main,
+                      cfg.log_every) as progress:
         for micro in range(t.steps_per_epoch * cfg.accumulate_steps):
             tick = time.perf_counter()
             images, labels = next(batches)  # already on the device

@@ -59,6 +59,8 @@ class RunPlan:
     resume: bool
     auto: str  # what `auto` options resolved to
     config: dict[str, Any] = field(default_factory=dict)  # the resolved TrainConfig: a run's config.json
+    time_estimate: str = ""  # zoo.engine.estimate, when asked for
+    estimated_epoch_s: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -86,6 +88,7 @@ class RunPlan:
                        f"{'on' if self.channels_last else 'off'}"),
             ("torch.compile", self.compile),
             ("memory", self.memory),
+            ("time", self.time_estimate or "not estimated"),
             ("auto", self.auto),
             ("run folder", f"{self.output}{' (resumed)' if self.resume else ''}"),
         ]
@@ -102,7 +105,8 @@ def steps_per_epoch(train_images: int, cfg: TrainConfig, world_size: int = 1) ->
 
 
 def plan_run(model: nn.Module, dataset: ImageDataset, cfg: TrainConfig, preprocessing: Preprocessing,
-             classifier: str, model_name: str, run: RunFolder, resume: bool, world_size: int = 1) -> RunPlan:
+             classifier: str, model_name: str, run: RunFolder, resume: bool, world_size: int = 1,
+             estimate_time: bool = False) -> RunPlan:
     """Resolve every `auto` and decide everything the run will do; nothing is written or allocated. The
     caller found (and checked) the run folder."""
     cfg, chosen = resolve_defaults(cfg, preprocessing.input_size, len(dataset.train))
@@ -122,7 +126,7 @@ def plan_run(model: nn.Module, dataset: ImageDataset, cfg: TrainConfig, preproce
     warmup = cfg.warmup_steps or int(round(cfg.warmup_epochs * steps))
     schedule = cfg.scheduler + (f" after {warmup} warmup steps" if warmup else "")
     lr = cfg.effective_lr
-    return RunPlan(
+    plan = RunPlan(
         model=model_name, dataset=dataset.name, layout=dataset.layout, classes=list(dataset.classes),
         counts=dataset.counts(), data_fingerprint=dataset.fingerprint(), image_size=preprocessing.input_size,
         resize_size=preprocessing.resize_size, augment=augment, pixels=pixels, pipeline=pipeline,
@@ -135,6 +139,12 @@ def plan_run(model: nn.Module, dataset: ImageDataset, cfg: TrainConfig, preproce
         compile=compile_reason, compile_on=compile_on, memory=memory,
         feature_cache=feature_cache.wanted(cfg, augment, distributed=world_size > 1), output=str(run.final),
         resume=resume, auto=", ".join(chosen) or "none", config=cfg.to_dict())
+    if estimate_time:
+        from zoo.engine.estimate import estimate
+
+        guess = estimate(model, plan, len(dataset.eval))
+        plan.time_estimate, plan.estimated_epoch_s = guess.describe(), guess.epoch_s
+    return plan
 
 
 def dry_run_target(cfg: TrainConfig, model_name: str, data_name: str, resume: str | Path | None) -> RunFolder:

@@ -154,6 +154,7 @@ def training_session(model: nn.Module, dataset: ImageDataset, cfg: TrainConfig, 
     model_name = model_name or type(model).__name__
     preprocessing = preprocessing or Preprocessing.for_size(cfg.image_size or 224)
     classifier = classifier or find_classifier(model, None)[0]
+    dataset = dataset.limited(cfg.limit_train, cfg.limit_val, cfg.seed)  # a no-op when finetune() did it
     with run_output(cfg.quiet), ExitStack() as held:
         run = open_run(cfg, model_name, dataset.name, resume, dist, held)
         if dist.is_main:
@@ -165,10 +166,12 @@ def training_session(model: nn.Module, dataset: ImageDataset, cfg: TrainConfig, 
         if dist.is_main:
             run.clean_stale()  # only now that the run may start, and only what zoo provably left
         plan = plan_run(model, dataset, cfg, preprocessing, classifier, model_name, run, resume is not None,
-                        dist.world_size)
+                        dist.world_size, estimate_time=not cfg.quiet and dist.is_main)
         user_callbacks = [*(create_callback(spec) for spec in plan.train_config().callbacks), *callbacks]
         if plan.auto != "none":
             log.info("auto: %s", plan.auto)
+        if plan.time_estimate:
+            log.info("time: %s", plan.time_estimate)
         training = prepare(model, dataset, plan, preprocessing, classifier, run, dist, started, user_callbacks)
         try:
             if dist.is_main:
