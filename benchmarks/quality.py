@@ -8,6 +8,11 @@ size and epochs given; zoo resolves its `auto` defaults and records them in conf
 the same train/val images. Reports best val top-1, the epoch of the best, and wall time.
 
     python benchmarks/quality.py [--rows hand_gestures flowers cifar10 hymenoptera] [--scale 0.5] [--smoke]
+                                 [--recipes defaults ema mixup] [--seeds 0 1]
+
+--recipes adds a row per recipe piece on top of zoo's defaults (ema: --ema 0.999, mixup: --mixup 0.2,
+cutmix: --cutmix 1.0, trivialaugment / randaugment: --augment ...), each run once per --seeds value (the
+mean is the row's figure, each seed's value beside it), so a difference is not one seed's noise.
 
 --scale shortens every row (epochs and images per class) to fit a CPU; the table says what ran.
 """
@@ -35,6 +40,9 @@ parser.add_argument("--scale", default="1", help="fraction of each row's epochs 
 parser.add_argument("--data-root", default=SHARED_DATA)
 parser.add_argument("--seed-results", help="reuse the seed rows of an earlier quality.json (same rows and scale): "
                     "only zoo's side runs again")
+parser.add_argument("--recipes", nargs="+", default=["defaults"], help="zoo variants: defaults " + " ".join(
+    ["ema", "mixup", "cutmix", "trivialaugment", "randaugment"]))
+parser.add_argument("--seeds", nargs="+", type=int, default=[0], help="zoo's side runs once per seed")
 parser.add_argument("--smoke", action="store_true", help="a few images and epochs per row, to check the script runs")
 args = parser.parse_args()
 
@@ -125,12 +133,17 @@ def _subset(dataset: ImageDataset, classes, train, val) -> ImageDataset:
                         dataset.layout, dataset.root)
 
 
-def zoo_defaults(row: dict, dataset: ImageDataset, epochs: int) -> tuple[list[dict], dict]:
-    torch.manual_seed(0)
+RECIPES = {"defaults": {}, "ema": {"ema": "0.999"}, "mixup": {"mixup": 0.2}, "cutmix": {"cutmix": 1.0},
+           "trivialaugment": {"augment": "trivialaugment"}, "randaugment": {"augment": "randaugment"}}
+
+
+def zoo_defaults(row: dict, dataset: ImageDataset, epochs: int, seed: int = 0, **options) -> tuple[list[dict], dict]:
+    torch.manual_seed(seed)
     model = zoo.create_model(row["model"], num_classes=dataset.num_classes)
     with tempfile.TemporaryDirectory() as tmp:
         info = zoo.model_info(row["model"])
-        result = zoo.fit(model, dataset, zoo.TrainConfig(epochs=epochs, quiet=True, output=f"{tmp}/run"),
+        config = zoo.TrainConfig(epochs=epochs, quiet=True, output=f"{tmp}/run", seed=seed, **options)
+        result = zoo.fit(model, dataset, config,
                          info.preprocessing(None if row["size"] == info.input_size else row["size"]),
                          model_name=row["model"])
         resolved = json.loads((result.run_dir / "config.json").read_text())
@@ -162,14 +175,26 @@ for name in args.rows:
         best_seed = max(range(len(seed)), key=lambda i: seed[i]["val_top1"])
         table.append({**common, "recipe": "seed as written", "best_val_top1": seed[best_seed]["val_top1"],
                       "best_epoch": best_seed + 1, "wall_s": seed[-1]["elapsed_s"]})
-    zoo_rows, resolved = zoo_defaults(row, dataset, epochs)
-    best_zoo = max(range(len(zoo_rows)), key=lambda i: zoo_rows[i]["val_top1"])
-    table.append({**common, "recipe": "zoo defaults", "best_val_top1": zoo_rows[best_zoo]["val_top1"],
-                  "best_epoch": best_zoo + 1, "wall_s": zoo_rows[-1]["elapsed_s"],
-                  "resolved": {k: resolved[k] for k in ("augment", "label_smoothing", "warmup_epochs", "lr",
-                                                         "weight_decay", "batch_size", "optimizer") if k in resolved}})
-    print(f"{name}: seed {table[-2]['best_val_top1']:.3f}, zoo {table[-1]['best_val_top1']:.3f} "
-          f"({table[-1]['best_val_top1'] - table[-2]['best_val_top1']:+.3f})", flush=True)
+    seed_top1 = table[-1]["best_val_top1"]
+    for recipe in args.recipes:
+        bests, walls, resolved = [], [], {}
+        for seed in args.seeds:
+            zoo_rows, resolved = zoo_defaults(row, dataset, epochs, seed, **RECIPES[recipe])
+            bests.append(max(r["val_top1"] for r in zoo_rows))
+            walls.append(zoo_rows[-1]["elapsed_s"])
+        label = "zoo defaults" if recipe == "defaults" else f"zoo defaults + {recipe}"
+        table.append({**common, "recipe": label, "best_val_top1": float(np.mean(bests)),
+                      "per_seed": " ".join(f"{b:.3f}" for b in bests), "vs_seed": float(np.mean(bests)) - seed_top1,
+                      "wall_s": float(np.mean(walls)),
+                      "resolved": {k: resolved[k] for k in ("augment", "label_smoothing", "warmup_epochs", "lr",
+                                                             "weight_decay", "batch_size", "optimizer", "ema", "mixup",
+                                                             "cutmix") if k in resolved}})
+        print(f"{name}: seed {seed_top1:.3f}, {label} {table[-1]['best_val_top1']:.3f} "
+              f"({table[-1]['vs_seed']:+.3f}; seeds {table[-1]['per_seed']})", flush=True)
+for r in table:
+    r.setdefault("per_seed", "")
+    r.setdefault("vs_seed", 0.0)
+    r.setdefault("best_epoch", 0)
 report("quality", [{k: v for k, v in r.items() if k != "resolved"} for r in table],
        {"scale": args.scale, "resolved_defaults": {r["row"]: r.get("resolved") for r in table if "resolved" in r}},
        smoke=args.smoke)

@@ -57,7 +57,9 @@ def _list_datasets(pattern: str | None) -> None:
             where = "embedded (needs no files)"
         else:
             found = find_local_dataset(info)
-            where = f"here: {found}" if found else f"not here ({info.download_size or 'download'})"
+            folder = (info.folder_names or (info.name,))[0]
+            where = (f"here: {found}" if found else f"not here ({info.download_size or 'download'})" if info.url
+                     else f"not here: a folder {folder}/ under --data-root")
         typer.echo(f"{name:<16} {info.distribution:<14} {where:<44} {info.description}")
 
 

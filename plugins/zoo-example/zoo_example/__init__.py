@@ -33,3 +33,11 @@ def register_datasets(ctx: PluginContext) -> None:
         num_classes=3,
         embedded=True,
     )
+    # A dataset of files: zoo finds a folder named "example-photos" under --data-root, $ZOO_DATA_ROOT or
+    # ~/.cache/zoo/datasets and hands it to the factory as ``root`` (not embedded: it needs those files).
+    ctx.add_dataset(
+        "example_photos",
+        "zoo_example.data:photos",
+        description="a folder of photos in any layout zoo reads (example plugin)",
+        folder_names=("example-photos",),
+    )

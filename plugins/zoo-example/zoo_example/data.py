@@ -35,3 +35,12 @@ def shapes(root=None, size: int = 32, per_class: int = 120, seed: int = 0):
         },
         layout="in-memory",
     )
+
+
+def photos(root):
+    """A folder-backed dataset: ``root`` is the folder zoo found; any layout zoo detects works inside it."""
+    from zoo.data.api import create_dataset
+
+    dataset = create_dataset(str(root))
+    dataset.name = "example_photos"
+    return dataset
