@@ -54,3 +54,38 @@ def test_a_large_model_from_random_init_is_said_plainly(tmp_path):
     assert result.exit_code == 0, result.output
     assert "resnet152 has 58 M parameters and trains from random init" in result.output
     assert "--weights DEFAULT --freeze backbone" in result.output and "food20_resnet152_frozen.sh" in result.output
+
+
+LISTING = """
+import sys
+from typer.testing import CliRunner
+from zoo.cli import app
+result = CliRunner().invoke(app, sys.argv[1:])
+print(result.output)
+print("IMPORTED" if "torchvision" in sys.modules or "torch" in sys.modules else "NOT IMPORTED")
+"""
+
+
+def test_namespace_listing_and_info_are_remembered_and_described(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "ZOO_CACHE": str(tmp_path / "cache")}
+
+    def zoo_in_fresh_process(*args):
+        done = subprocess.run([sys.executable, "-c", LISTING, *args], capture_output=True, text=True, env=env,
+                              timeout=300)
+        assert done.returncode == 0, done.stderr[-2000:]
+        return done.stdout
+
+    first = zoo_in_fresh_process("list", "tv:resnet*")
+    assert "tv:resnet50" in first and "torchvision resnet50 (25.6M params)" in first
+    second = zoo_in_fresh_process("list", "tv:resnet*")
+    assert second.splitlines()[:-1] == first.splitlines()[:-1] and second.strip().endswith("NOT IMPORTED")
+    zoo_in_fresh_process("info", "tv:resnet18")
+    info = zoo_in_fresh_process("info", "tv:resnet18")
+    assert "11,689,512" in info and info.strip().endswith("NOT IMPORTED")  # no model built the second time
+
+
+def test_the_offline_weights_error_comes_before_any_data_is_read(tmp_path):
+    result = runner.invoke(app, ["finetune", "resnet18", "--data", str(tmp_path / "not-read-yet"), "--weights",
+                                 "DEFAULT", "--dry-run"])
+    assert result.exit_code == 1 and result.output.startswith("error: no published weights for resnet18")
+    assert "put it at" in result.output and result.output.count("\n") == 1

@@ -23,9 +23,11 @@ def list_command(
     if pattern and ":" in pattern:
         source = "all"  # the prefix in the pattern picks the namespace
     names = list_models(pattern, source)
+    described = _namespace_descriptions(names)
     for name in names:
         if ":" in name:
-            typer.echo(name)
+            prefix = name.split(":", 1)[0]
+            typer.echo(f"{name:<32} {prefix:<6} {described.get(name, '')}")
         else:
             info = model_info(name)
             pretrained = "pretrained" if info.has_pretrained else "-"
@@ -34,6 +36,30 @@ def list_command(
         typer.echo("(torchvision and timm models: zoo list --source tv|timm|all, use them as tv:NAME, timm:NAME)")
     if not names:
         typer.echo(f"no model matches {pattern!r} in source {source}{_elsewhere(pattern, source)}", err=True)
+
+
+def _namespace_descriptions(names: list[str]) -> dict[str, str]:
+    """One line per tv:/timm: name (its family and size), remembered per library version."""
+    from zoo.models.api import model_info
+    from zoo.models.listing_cache import remembered
+
+    prefixes = sorted({n.split(":", 1)[0] for n in names if ":" in n})
+
+    def describe(prefix: str) -> dict[str, str]:
+        from zoo.models.api import list_models
+
+        result = {}
+        for name in list_models(None, prefix):
+            try:
+                result[name] = model_info(name).description
+            except Exception:  # noqa: BLE001 - a model whose metadata cannot be read is listed bare
+                result[name] = ""
+        return result
+
+    described: dict[str, str] = {}
+    for prefix in prefixes:
+        described.update(remembered("descriptions", prefix, lambda prefix=prefix: describe(prefix)))
+    return described
 
 
 def _elsewhere(pattern: str | None, source: str) -> str:
@@ -69,23 +95,30 @@ def info_command(
     name: str = typer.Argument(..., help="model name, e.g. resnet50, tv:vit_b_16, timm:convnext_tiny"),
     num_classes: int = typer.Option(None, help="Build with this many classes to count parameters."),
 ) -> None:
-    from zoo.models.api import count_parameters, create_model, model_info
+    from zoo.models.listing_cache import remembered
 
-    info = model_info(name)
-    model = create_model(name, num_classes=num_classes)
-    rows = {
-        "name": info.name,
-        "source": f"{info.source} ({info.distribution})",
-        "family": info.family,
-        "description": info.description,
-        "parameters": f"{count_parameters(model):,}",
-        "input size": f"3x{info.input_size}x{info.input_size} (eval resize {info.preprocessing().resize_size})",
-        "mean / std": f"{list(info.mean)} / {list(info.std)}",
-        "interpolation": info.interpolation,
-        "classifier": info.classifier,
-        "classes (default)": str(info.default_num_classes),
-        "pretrained": (info.weights.url if info.weights else "via " + info.source if info.has_pretrained else "none"),
-    }
+    def describe() -> dict[str, str]:
+        from zoo.models.api import count_parameters, create_model, model_info
+
+        info = model_info(name)
+        model = create_model(name, num_classes=num_classes)
+        return {
+            "name": info.name,
+            "source": f"{info.source} ({info.distribution})",
+            "family": info.family,
+            "description": info.description,
+            "parameters": f"{count_parameters(model):,}",
+            "input size": f"3x{info.input_size}x{info.input_size} (eval resize {info.preprocessing().resize_size})",
+            "mean / std": f"{list(info.mean)} / {list(info.std)}",
+            "interpolation": info.interpolation,
+            "classifier": info.classifier,
+            "classes (default)": str(info.default_num_classes),
+            "pretrained": (info.weights.url if info.weights else "via " + info.source if info.has_pretrained
+                           else "none"),
+        }
+
+    # names of zoo's own models and plugins' may change with their code: only namespace models are remembered
+    rows = remembered("info", f"{name}|{num_classes}", describe) if ":" in name else describe()
     for key, value in rows.items():
         typer.echo(f"{key:<18} {value}")
 

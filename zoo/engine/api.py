@@ -100,6 +100,10 @@ def build_for(cfg: TrainConfig, fresh: bool):
     from zoo.models.api import create_model, model_info
 
     info = model_info(cfg.model)
+    if str(cfg.weights).upper() == "DEFAULT" and info.weights is not None:
+        from zoo.models.weights import published_weights_file
+
+        published_weights_file(info)  # offline: the one line comes now, before the data is read and checked
     dataset = create_dataset(cfg.data, data_root=cfg.data_root, val_ratio=cfg.val_ratio, seed=cfg.seed)
     dataset = dataset.limited(cfg.limit_train, cfg.limit_val, cfg.seed)
     preprocessing = info.preprocessing(cfg.image_size)

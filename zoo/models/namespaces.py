@@ -34,9 +34,14 @@ class TorchvisionNamespace:
 
     @functools.cached_property
     def _names(self) -> list[str]:
-        import torchvision.models
+        from zoo.models.listing_cache import remembered
 
-        return torchvision.models.list_models(module=torchvision.models)
+        def listing() -> list[str]:
+            import torchvision.models
+
+            return torchvision.models.list_models(module=torchvision.models)
+
+        return remembered("names", "tv", listing)  # per torchvision version: listing imports nothing warm
 
     def names(self) -> list[str]:
         return list(self._names)
@@ -96,9 +101,14 @@ class TimmNamespace:
 
     @functools.cached_property
     def _names(self) -> list[str]:
-        import timm
+        from zoo.models.listing_cache import remembered
 
-        return timm.list_models()
+        def listing() -> list[str]:
+            import timm
+
+            return timm.list_models()
+
+        return remembered("names", "timm", listing)  # per timm version
 
     def names(self) -> list[str]:
         return list(self._names)

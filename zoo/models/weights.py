@@ -112,22 +112,24 @@ def load_into(model: Any, state: dict[str, Any], source: str, head: str | None =
     return report
 
 
+def published_weights_file(info: ModelInfo) -> Path:
+    """The published weights file of a model with a WeightsFile: from the cache (checksum checked),
+    downloaded once when online; offline, one line saying where to put it. Cheap to call early."""
+    path = cached_weights_path(info.weights.file_name)
+    if not path.is_file():
+        try:
+            download_file(info.weights.url, path, info.weights.sha256, progress=True)
+        except DownloadError as exc:
+            raise WeightsError(f"no published weights for {info.name} in the cache and the download failed: {exc}") from exc
+    elif info.weights.sha256 and not verify_file(path, info.weights.sha256):
+        raise WeightsError(f"cached weights {path} do not match their checksum; delete the file and try again")
+    return path
+
+
 def pretrained_state_dict(info: ModelInfo) -> tuple[dict[str, Any], str]:
     """Published weights for a model: from the cache, downloaded once when online."""
     if info.weights is not None:
-        path = cached_weights_path(info.weights.file_name)
-        if not path.is_file():
-            try:
-                download_file(info.weights.url, path, info.weights.sha256, progress=True)
-            except DownloadError as exc:
-                raise WeightsError(
-                    f"no published weights for {info.name} in the cache and the download failed: {exc}"
-                ) from exc
-        elif info.weights.sha256 and not verify_file(path, info.weights.sha256):
-            raise WeightsError(
-                f"cached weights {path} do not match their checksum; delete the file and try again"
-            )
-        state, _ = read_checkpoint(path)
+        state, _ = read_checkpoint(published_weights_file(info))
         return state, info.weights.url
     if info.pretrained_loader is not None:
         try:
