@@ -12,6 +12,9 @@ wall time (from the start, data loading included) to reach the lower of the two 
 ``--compile`` adds a compiled zoo run (its warm-up is the first epoch's extra time).
 
     python benchmarks/cpu_train.py [--models resnet18 resnet50] [--data hymenoptera food20] [--smoke]
+
+An AVX2-only CPU can be stood in for on a newer one by capping oneDNN and ATen's kernels (zoo then picks
+fp32, as it does on such a CPU): ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2 python cpu_train.py ...
 """
 
 import argparse
@@ -40,9 +43,10 @@ args = parser.parse_args()
 if args.smoke:
     args.models, args.data, args.size, args.epochs, args.per_class = ["resnet18"], ["hymenoptera"], 32, 2, 4
 
-ABLATIONS = {  # zoo runs with pieces off: what each contributes
+ABLATIONS = {  # zoo runs with pieces off (or forced): what each contributes on this CPU class
     "zoo: cache only (fp32, NCHW)": dict(precision="fp32", channels_last=False),
     "zoo: + channels_last (fp32)": dict(precision="fp32", channels_last=True),
+    "zoo: bf16 forced (emulated without AVX512-BF16/AMX)": dict(precision="bf16"),
 }
 
 
@@ -112,5 +116,24 @@ for data in args.data:
         for row in rows:
             row["vs_seed"] = row["images_per_s"] / seed_speed
         table.extend(rows)
+def cpu_class() -> dict:
+    """What this CPU offers and what zoo chose (a figure means little without its CPU class)."""
+    import os
+    from pathlib import Path
+
+    try:
+        flags = set(Path("/proc/cpuinfo").read_text().split())
+    except OSError:
+        flags = set()
+    features = [f for f in ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16") if f in flags]
+    cap = os.environ.get("ONEDNN_MAX_CPU_ISA", "")
+    return {"cpu_features": features, "onednn_max_cpu_isa": cap or None,
+            "class": (f"emulated {cap} (oneDNN capped)" if cap else
+                      "AVX512-BF16" if "avx512_bf16" in flags else "AVX2" if "avx2" in flags else "other"),
+            "zoo_precision": "bf16" if cpu_has_native_bf16() else "fp32"}
+
+
+for row in table:
+    row["cpu_class"] = cpu_class()["class"]
 report("cpu_train", table, {"size": args.size, "epochs": args.epochs, "batch_size": args.batch_size,
-                            "bf16_native": cpu_has_native_bf16()}, smoke=args.smoke)
+                            "bf16_native": cpu_has_native_bf16(), **cpu_class()}, smoke=args.smoke)

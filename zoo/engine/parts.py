@@ -53,7 +53,13 @@ def precision_name(amp_dtype: torch.dtype | None) -> str:
 
 
 def cpu_has_native_bf16() -> bool:
-    """Ask torch (not /proc): AVX512-BF16 or AMX tiles, as oneDNN uses them."""
+    """Ask torch (not /proc): AVX512-BF16 or AMX tiles, as oneDNN uses them, unless oneDNN was capped
+    below them (ONEDNN_MAX_CPU_ISA=AVX2, say): then bf16 would be emulated, slower than fp32."""
+    import os
+
+    cap = (os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA") or "").upper()
+    if cap and cap != "ALL" and not any(tag in cap for tag in ("BF16", "AMX")):
+        return False
     checks = [getattr(torch.cpu, "_is_avx512_bf16_supported", None), getattr(torch.cpu, "_is_amx_tile_supported", None)]
     return any(check() for check in checks if check is not None)
 
