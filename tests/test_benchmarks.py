@@ -25,6 +25,7 @@ BENCHMARKS = {
     "cifar10_time_to_accuracy": ("epoch_s", 1, "cifar10"),
     # zoo serve, --max-batch 1 and a naive server at 2 concurrencies, bare runtime at batch 1 and the batch formed
     "serve_load": ("images_per_s", 8, "hymenoptera"),
+    "imbalance": ("train_images", 4, "food20"),
 }
 
 

@@ -94,8 +94,9 @@ def test_resume_of_a_finished_run_says_how_to_extend(tmp_path):
 
 def test_listing_with_a_prefix_other_sources_and_local_datasets(tmp_path, monkeypatch):
     result = runner.invoke(app, ["list", "tv:mobilenet*"])
-    assert result.exit_code == 0 and result.output.split() == ["tv:mobilenet_v2", "tv:mobilenet_v3_large",
-                                                               "tv:mobilenet_v3_small"]
+    assert result.exit_code == 0 and [line.split()[0] for line in result.output.splitlines()] == [
+        "tv:mobilenet_v2", "tv:mobilenet_v3_large", "tv:mobilenet_v3_small"]
+    assert "torchvision mobilenet_v2 (3.5M params)" in result.output  # described, as zoo's own models are
     result = runner.invoke(app, ["list", "vit*"])
     assert "no model matches 'vit*' in source zoo" in result.output and "in timm: (zoo list 'timm:vit*')" in result.output
     (tmp_path / "flowers").mkdir()

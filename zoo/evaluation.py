@@ -41,6 +41,8 @@ class EvalReport:
     classes: list[str]
     per_class: list[dict[str, Any]]  # class, precision, recall, f1, support
     confusion_matrix: list[list[int]]
+    balanced_accuracy: float = 0.0  # mean recall over the classes
+    macro_f1: float = 0.0
     mistakes: list[dict[str, Any]] = field(default_factory=list)  # image, true, predicted, confidence
     output_dir: str = ""
 
@@ -50,7 +52,8 @@ class EvalReport:
     def summary(self) -> str:
         worst = sorted(self.per_class, key=lambda c: c["f1"])[:3]
         return (f"{self.source} on {self.data}/{self.split} ({self.images} images): top-1 {self.top1:.4f}  "
-                f"top-5 {self.top5:.4f}; lowest F1: " + ", ".join(f"{c['class']} {c['f1']:.2f}" for c in worst))
+                f"top-5 {self.top5:.4f}  balanced accuracy {self.balanced_accuracy:.4f}  macro-F1 {self.macro_f1:.4f}; "
+                "lowest F1: " + ", ".join(f"{c['class']} {c['f1']:.2f}" for c in worst))
 
 
 def evaluate(source: str | Path, data: str | None = None, split: str | None = None, output: str | Path | None = None,
@@ -141,9 +144,11 @@ def _score(probs: np.ndarray, labels: np.ndarray, classes: list[str], source: st
         per_class.append({"class": name, "precision": float(precision), "recall": float(recall), "f1": float(f1),
                           "support": int(support)})
     count = max(1, len(labels))
+    present = [c for c in per_class if c["support"]]
     return EvalReport(source, data, split, len(labels), float((predicted == labels).sum() / count),
                       float((top5 == labels[:, None]).any(1).sum() / count), list(classes), per_class,
-                      confusion.tolist())
+                      confusion.tolist(), balanced_accuracy=float(np.mean([c["recall"] for c in present] or [0.0])),
+                      macro_f1=float(np.mean([c["f1"] for c in present] or [0.0])))
 
 
 def _hardest_mistakes(probs, labels, images, classes, limit: int) -> list[dict[str, Any]]:

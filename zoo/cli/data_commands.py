@@ -38,6 +38,8 @@ def check_command(
     typer.echo(f"duplicates {len(report.duplicates)} images appear in both train and evaluation splits")
     for train_file, eval_file in report.duplicates[:20]:
         typer.echo(f"  {train_file} == {eval_file}")
+    for warning in report.warnings:
+        typer.echo(f"warning: {warning}")
     for problem in report.problems:
         typer.echo(f"error: {problem}", err=True)
     if not report.ok:

@@ -93,7 +93,10 @@ def finetune_command(**given: Any) -> None:
     if dry_run:
         typer.echo(json.dumps(result.to_dict(), indent=2) if as_json else result.describe())
     elif quiet:  # otherwise the log's last line already said it
-        typer.echo(f"best val top-1 {result.best_top1:.4f} (epoch {result.best_epoch}); run folder {result.run_dir}")
+        from zoo.engine.setup import SELECTION_NAMES
+
+        metric = SELECTION_NAMES[json.loads((result.run_dir / "config.json").read_text())["select_metric"]]
+        typer.echo(f"best val {metric} {result.best_top1:.4f} (epoch {result.best_epoch}); run folder {result.run_dir}")
 
 
 finetune_command.__signature__ = inspect.Signature(finetune_parameters())  # type: ignore[attr-defined]

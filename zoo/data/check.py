@@ -20,6 +20,7 @@ class DataReport:
     duplicates: list[tuple[str, str]] = field(default_factory=list)  # (train file, eval file)
     size_range: dict[str, Any] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)  # fatal
+    warnings: list[str] = field(default_factory=list)  # worth knowing before training
 
     @property
     def ok(self) -> bool:
@@ -37,7 +38,24 @@ def check_dataset(dataset: ImageDataset) -> DataReport:
                 if key in train_hashes:
                     report.duplicates.append((train_hashes[key], name))
     report.size_range = _sizes(dataset)
+    report.warnings += imbalance_warning(dataset)
     return report
+
+
+def imbalance_warning(dataset: ImageDataset) -> list[str]:
+    """One line when the largest training class has more than 5x the images of the smallest, with the options."""
+    from zoo.engine.defaults import IMBALANCED, imbalance_ratio
+
+    counts = dataset.counts().get("train", [])
+    ratio = imbalance_ratio(counts)
+    if ratio <= IMBALANCED:
+        return []
+    largest, smallest = max(range(len(counts)), key=counts.__getitem__), min(
+        (i for i in range(len(counts)) if counts[i]), key=counts.__getitem__)
+    return [f"classes are imbalanced: {dataset.classes[largest]} has {counts[largest]} training images, "
+            f"{dataset.classes[smallest]} {counts[smallest]} ({ratio:.0f}x); zoo finetune then weighs the loss by "
+            "class (--class-weights auto), keeps the checkpoint best at balanced accuracy (--select-metric) and shows "
+            "balanced accuracy and macro-F1; --sampler balanced draws every class equally"]
 
 
 def _hashes(source) -> dict[str, str]:

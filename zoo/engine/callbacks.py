@@ -64,6 +64,8 @@ class EpochResult:
     val_loss: float = metric()
     val_top1: float = metric()
     val_top5: float = metric()
+    val_balanced_accuracy: float = metric()  # mean recall over the classes
+    val_macro_f1: float = metric()
     lr: float = metric()
     images_per_s: float = metric()  # training images per second, all processes together
     epoch_time_s: float = metric()
@@ -73,8 +75,8 @@ class EpochResult:
     images: int = metric(0)
     compiled_graphs: int | None = metric(None)  # torch.compile graphs so far (more after epoch 1: recompiles)
     epochs: int = 0  # of the run
-    improved: bool = False  # best so far (the checkpoint best.safetensors is this epoch's)
-    best_top1: float = 0.0
+    improved: bool = False  # best so far by the run's --select-metric (best.safetensors is this epoch's)
+    best_top1: float = 0.0  # the best value of the selection metric (val top-1 unless --select-metric says)
     best_epoch: int = 0
     per_class_accuracy: list[float] = field(default_factory=list)
     confusion_matrix: list[list[int]] = field(default_factory=list)

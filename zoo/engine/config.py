@@ -98,6 +98,14 @@ class TrainConfig:
     step_size: int = option(7, "epochs between decays (step)", SCHEDULE, low=1)
     gamma: float = option(0.1, "decay factor (step, multistep)", SCHEDULE, above=0, high=1)
     milestones: list[int] = option([], "epochs at which multistep decays, e.g. 30,60", SCHEDULE, low=1)
+    class_weights: str = option("auto", "weigh the loss by class: auto | none | effective | inverse | FILE (a JSON "
+                                "list, one weight per class)", OPTIMISATION,
+                                shown="auto: effective-number weights when the largest class has > 5x the smallest")
+    sampler: str = option("auto", "order of training images: auto | shuffle | balanced (each class drawn equally)",
+                          PIPELINE, choices=("auto", "shuffle", "balanced"), shown="auto: shuffle")
+    select_metric: str = option("auto", "what the best checkpoint is best at: auto | top1 | balanced_accuracy | "
+                                "macro_f1", OPTIMISATION, choices=("auto", "top1", "balanced_accuracy", "macro_f1"),
+                                shown="auto: balanced_accuracy when imbalanced, else top1")
     ema: str = option("auto", "exponential moving average of the weights, evaluated and kept in checkpoints: "
                       "auto | off | DECAY (e.g. 0.999)", OPTIMISATION, pattern=EMA_PATTERN, shown="auto: see the start-up line")
     mixup: float | None = option(None, "MixUp alpha (0: off)", OPTIMISATION, low=0, high=10, shown="auto: 0")

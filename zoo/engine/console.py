@@ -36,8 +36,9 @@ def run_output(quiet: bool) -> Iterator[None]:
         zoo_log.setLevel(saved_level)
 
 
-def log_epoch(r) -> None:
+def log_epoch(r, imbalanced: bool = False) -> None:
     """One EpochResult as one line."""
-    log.info("epoch %d/%d  train loss %.4f top-1 %.3f | val loss %.4f top-1 %.3f top-5 %.3f | %.0f img/s, %.1f s, "
+    balanced = f" bal-acc {r.val_balanced_accuracy:.3f} macro-F1 {r.val_macro_f1:.3f}" if imbalanced else ""
+    log.info("epoch %d/%d  train loss %.4f top-1 %.3f | val loss %.4f top-1 %.3f top-5 %.3f%s | %.0f img/s, %.1f s, "
              "data wait %.0f%%%s", r.epoch, r.epochs, r.train_loss, r.train_top1, r.val_loss, r.val_top1, r.val_top5,
-             r.images_per_s, r.epoch_time_s, 100 * r.data_wait_frac, "  (best)" if r.improved else "")
+             balanced, r.images_per_s, r.epoch_time_s, 100 * r.data_wait_frac, "  (best)" if r.improved else "")

@@ -29,12 +29,33 @@ MAX_BATCH, MIN_BATCH, MIN_STEPS = 64, 8, 40  # batch: at most 64, at least 8, el
 LABEL_SMOOTHING = 0.1
 ADAMW_WEIGHT_DECAY, COUPLED_WEIGHT_DECAY = 0.05, 1e-4
 WARMUP, WARMUP_MAX = 0.05, 2.0  # share of the epochs, cap in epochs
-AUTO_EMA = "off"  # benchmarks/quality.py's EMA rows: see README
+AUTO_EMA = "off"  # benchmarks/quality.py's EMA rows: see docs/fine-tuning.md
+IMBALANCED = 5.0  # largest / smallest training class above which a run is treated as imbalanced
+AUTO_CLASS_WEIGHTS = "effective"  # benchmarks/imbalance.py
 
 
-def resolve_defaults(cfg: TrainConfig, image_size: int, train_images: int) -> tuple[TrainConfig, list[str]]:
+def imbalance_ratio(class_counts: list[int] | None) -> float:
+    """Largest over smallest training class (1.0 when unknown or balanced)."""
+    counts = [c for c in (class_counts or []) if c > 0]
+    return max(counts) / min(counts) if counts else 1.0
+
+
+def resolve_defaults(cfg: TrainConfig, image_size: int, train_images: int,
+                     class_counts: list[int] | None = None) -> tuple[TrainConfig, list[str]]:
     """(the config with every `auto` made concrete, one phrase per value chosen)."""
     changes, said = {}, []
+    ratio = imbalance_ratio(class_counts)
+    imbalanced = ratio > IMBALANCED
+    if cfg.class_weights == "auto":
+        changes["class_weights"] = AUTO_CLASS_WEIGHTS if imbalanced else "none"
+        if imbalanced:
+            said.append(f"class weights {AUTO_CLASS_WEIGHTS} (largest class {ratio:.0f}x the smallest)")
+    if cfg.sampler == "auto":
+        changes["sampler"] = "shuffle"
+    if cfg.select_metric == "auto":
+        changes["select_metric"] = "balanced_accuracy" if imbalanced else "top1"
+        if imbalanced:
+            said.append("best checkpoint by balanced accuracy")
     if cfg.batch_size is None:
         changes["batch_size"] = auto_batch_size(train_images)
         said.append(f"batch {changes['batch_size']} ({train_images} training images)")

@@ -39,10 +39,24 @@ class EvalAccumulator:
         return {
             "val_loss": self.loss.item() / n,
             "val_top1": confusion.diag().sum().item() / n,
+            **class_balanced_scores(confusion),
             "val_top5": self.top5.item() / n,
             "per_class_accuracy": per_class,
             "confusion_matrix": confusion.tolist(),
         }
+
+
+def class_balanced_scores(confusion) -> dict[str, float]:
+    """Balanced accuracy (mean recall over the classes present) and macro-F1 from a confusion matrix
+    (rows true, columns predicted): what top-1 hides when classes are imbalanced."""
+    confusion = confusion.double()
+    support, predicted, hits = confusion.sum(1), confusion.sum(0), confusion.diag()
+    present = support > 0
+    recall = hits / support.clamp(min=1)
+    precision = hits / predicted.clamp(min=1)
+    f1 = 2 * precision * recall / (precision + recall).clamp(min=1e-12)
+    return {"val_balanced_accuracy": recall[present].mean().item() if present.any() else 0.0,
+            "val_macro_f1": f1[present].mean().item() if present.any() else 0.0}
 
 
 def append_epoch(run: RunFolder, row: dict[str, Any]) -> None:

@@ -109,7 +109,7 @@ def plan_run(model: nn.Module, dataset: ImageDataset, cfg: TrainConfig, preproce
              estimate_time: bool = False) -> RunPlan:
     """Resolve every `auto` and decide everything the run will do; nothing is written or allocated. The
     caller found (and checked) the run folder."""
-    cfg, chosen = resolve_defaults(cfg, preprocessing.input_size, len(dataset.train))
+    cfg, chosen = resolve_defaults(cfg, preprocessing.input_size, len(dataset.train), dataset.counts()["train"])
     device = parts.pick_device(cfg.device)
     amp_dtype, precision_reason = parts.precision_decision(cfg.precision, device)
     channels_last = cfg.channels_last if cfg.channels_last is not None else parts.channels_last_default(device)

@@ -55,3 +55,50 @@ def batch_mixing(mixup: float, cutmix: float, num_classes: int):
     if not chosen:
         return None
     return chosen[0] if len(chosen) == 1 else v2.RandomChoice(chosen)
+
+
+# -- class imbalance ----------------------------------------------------------------------------------------------
+EFFECTIVE_BETA = 0.999  # Cui et al. 2019, "Class-Balanced Loss Based on Effective Number of Samples"
+
+
+def class_weights(mode: str, counts: list[int]) -> torch.Tensor | None:
+    """Loss weights per class: none; "effective" ((1 - beta) / (1 - beta^n), which grows slower than
+    1/n, so a class of 10 images among classes of 500 is not weighted 50x); "inverse" (N / (K n)); or a
+    JSON file holding one positive number per class. Normalised to a mean weight of 1 per image."""
+    from pathlib import Path
+
+    from zoo.errors import TrainingError
+
+    if mode == "none":
+        return None
+    n = torch.tensor(counts, dtype=torch.float64).clamp(min=1)
+    if mode == "effective":
+        weights = (1 - EFFECTIVE_BETA) / (1 - EFFECTIVE_BETA ** n)
+    elif mode == "inverse":
+        weights = n.sum() / (len(n) * n)
+    else:
+        import json
+
+        try:
+            values = json.loads(Path(mode).read_text())
+        except (OSError, ValueError) as exc:
+            raise TrainingError(f"--class-weights {mode}: not auto, none, effective, inverse or a readable JSON "
+                                f"file of weights ({type(exc).__name__})") from None
+        if (not isinstance(values, list) or len(values) != len(counts)
+                or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 for v in values)):
+            raise TrainingError(f"--class-weights {mode} must hold a list of {len(counts)} positive numbers, one "
+                                "per class in the order of the classes")
+        weights = torch.tensor(values, dtype=torch.float64)
+    weights = weights * n.sum() / (weights * n).sum()  # the average image keeps weight 1
+    return weights.float()
+
+
+def balanced_sampler(labels, generator: torch.Generator):
+    """Each class drawn equally often (with replacement), as many draws as images: --sampler balanced."""
+    import numpy as np
+
+    labels = np.asarray(labels)
+    counts = np.bincount(labels)
+    weights = torch.as_tensor(1.0 / counts[labels], dtype=torch.float64)
+    return torch.utils.data.WeightedRandomSampler(weights, num_samples=len(labels), replacement=True,
+                                                  generator=generator)

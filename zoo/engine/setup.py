@@ -29,7 +29,8 @@ from zoo.engine.config import TrainConfig
 from zoo.engine.console import run_output
 from zoo.engine.distributed import DistributedContext
 from zoo.engine.plan import RunPlan, plan_run
-from zoo.engine.recipes import WeightsEma, batch_mixing
+from zoo.engine.defaults import IMBALANCED, imbalance_ratio
+from zoo.engine.recipes import WeightsEma, balanced_sampler, batch_mixing, class_weights
 from zoo.engine.writers import Checkpoints, ConsoleLine, EarlyStopping, MetricsFiles, TensorBoard
 from zoo.errors import Interrupted, TrainingError
 from zoo.files import make_folder, remove_empty_folders
@@ -38,6 +39,10 @@ from zoo.runs import (CONFIG, LAST, SPLIT, TENSORBOARD, CheckpointMeta, RunFolde
 from zoo.specs import Preprocessing
 
 log = logging.getLogger("zoo.engine")
+
+
+SELECTION_KEYS = {"top1": "val_top1", "balanced_accuracy": "val_balanced_accuracy", "macro_f1": "val_macro_f1"}
+SELECTION_NAMES = {"top1": "top-1", "balanced_accuracy": "balanced accuracy", "macro_f1": "macro-F1"}
 
 
 @dataclass
@@ -112,14 +117,16 @@ class Training:
     def end_epoch(self, epoch: int, train: dict[str, float], val: dict[str, Any]) -> bool:
         """Hand the finished epoch to the callbacks (metrics, checkpoint, epoch line, trackers, early
         stopping; rank 0 only); True when one of them asked to stop."""
-        improved = val["val_top1"] > self.best_top1
+        score = val[SELECTION_KEYS[self.cfg.select_metric]]
+        improved = score > self.best_top1
         if improved:
-            self.best_top1, self.best_epoch = val["val_top1"], epoch + 1
+            self.best_top1, self.best_epoch = score, epoch + 1
         images, seconds = self.dist.total(train["images"], train["epoch_time_s"])
         compiled = self.train_model is not self.eval_model and hasattr(self.train_model, "_orig_mod")
         result = EpochResult(
             epoch=epoch + 1, epochs=self.cfg.epochs, train_loss=train["train_loss"], train_top1=train["train_top1"],
             val_loss=val["val_loss"], val_top1=val["val_top1"], val_top5=val["val_top5"],
+            val_balanced_accuracy=val["val_balanced_accuracy"], val_macro_f1=val["val_macro_f1"],
             lr=self.optimizer.param_groups[0]["lr"], images=int(images), images_per_s=images / max(seconds, 1e-9),
             epoch_time_s=train["epoch_time_s"], data_wait_frac=train["data_wait_frac"],
             peak_gpu_mem_mb=torch.cuda.max_memory_allocated(self.device) / 2**20 if self.device.type == "cuda" else 0.0,
@@ -138,7 +145,8 @@ class Training:
         result = RunResult(self.run.final, self.best_top1, self.best_epoch, len(self.history), self.history)
         if self.dist.is_main:
             self.callbacks.call("on_fit_end", result)
-        log.info("best val top-1 %.3f at epoch %d; run folder %s", self.best_top1, self.best_epoch, self.run.final)
+        log.info("best val %s %.3f at epoch %d; run folder %s", SELECTION_NAMES[self.cfg.select_metric],
+                 self.best_top1, self.best_epoch, self.run.final)
         return result
 
 
@@ -223,7 +231,7 @@ def prepare(model: nn.Module, dataset: ImageDataset, plan: RunPlan, preprocessin
     frozen = parts.frozen_modules(model, cfg.freeze, classifier)
     loader_gen = torch.Generator()
     options = InputOptions(cfg.batch_size, cfg.augment, cfg.cache, cfg.pipeline, cfg.workers, plan.channels_last)
-    inputs = build_inputs(dataset, preprocessing, options, device, loader_gen, lambda s: dist.sampler(s, cfg.seed))
+    inputs = build_inputs(dataset, preprocessing, options, device, loader_gen, sampler_for(cfg, dist, loader_gen))
     steps_per_epoch = min(plan.steps_per_epoch, max(1, len(inputs.train) // cfg.accumulate_steps))
 
     parts.set_frozen(frozen, True)
@@ -265,7 +273,9 @@ def prepare(model: nn.Module, dataset: ImageDataset, plan: RunPlan, preprocessin
              inputs.eval_images, device, plan.precision, plan.precision_reason,
              "channels_last" if plan.channels_last else "NCHW", cfg.batch_size, cfg.epochs, inputs.augment,
              inputs.pipeline)
-    criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+    weights = class_weights(cfg.class_weights, dataset.counts()["train"])
+    criterion = nn.CrossEntropyLoss(weight=weights.to(device) if weights is not None else None,
+                                    label_smoothing=cfg.label_smoothing)
     callbacks = CallbackList([])
     training = Training(cfg, plan, run, list(dataset.classes), model, train_model, eval_model, inputs, device,
                         amp_dtype, optimizer, scheduler, scaler, criterion, frozen, steps_per_epoch, loader_gen, dist,
@@ -277,13 +287,24 @@ def prepare(model: nn.Module, dataset: ImageDataset, plan: RunPlan, preprocessin
     return training
 
 
+def sampler_for(cfg: TrainConfig, dist: DistributedContext, generator: torch.Generator):
+    """The order of training images: shuffled (split over processes under torchrun) or class-balanced."""
+    if cfg.sampler != "balanced":
+        return lambda source: dist.sampler(source, cfg.seed)
+    if dist.active:
+        raise TrainingError("--sampler balanced is not supported under torchrun yet; use --class-weights effective "
+                            "(or run in one process)")
+    return lambda source: balanced_sampler(getattr(source, "labels", None) if hasattr(source, "labels")
+                                           else source.source.labels, generator)
+
+
 def builtin_callbacks(training: Training, meta: CheckpointMeta, callbacks: CallbackList) -> list[Any]:
     """zoo's own, first in the list; the metrics files and the checkpoint writer may fail the run."""
     cfg, run = training.cfg, training.run
     metrics = MetricsFiles(run, meta.classes)
     checkpoints = Checkpoints(run, meta, training, cfg.optimizer, callbacks)
     callbacks.essential = {id(metrics), id(checkpoints)}
-    chosen = [metrics, checkpoints, ConsoleLine()]
+    chosen = [metrics, checkpoints, ConsoleLine(imbalance_ratio(training.plan.counts.get("train")) > IMBALANCED)]
     if cfg.tensorboard:
         chosen.append(TensorBoard(run.final / TENSORBOARD))
     return chosen

@@ -82,12 +82,16 @@ class Checkpoints(Callback):
 
 
 class ConsoleLine(Callback):
-    """One line per epoch through the "zoo" logger."""
+    """One line per epoch through the "zoo" logger (with balanced accuracy and macro-F1 when the classes
+    are imbalanced: top-1 alone hides the small classes there)."""
+
+    def __init__(self, imbalanced: bool = False) -> None:
+        self.imbalanced = imbalanced
 
     def on_epoch_end(self, result: EpochResult) -> None:
         from zoo.engine.console import log_epoch
 
-        log_epoch(result)
+        log_epoch(result, self.imbalanced)
 
 
 class TensorBoard(Callback):
