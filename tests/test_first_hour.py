@@ -89,3 +89,18 @@ def test_the_offline_weights_error_comes_before_any_data_is_read(tmp_path):
                                  "DEFAULT", "--dry-run"])
     assert result.exit_code == 1 and result.output.startswith("error: no published weights for resnet18")
     assert "put it at" in result.output and result.output.count("\n") == 1
+
+
+def test_the_cache_budget_is_an_option_and_printed_in_binary_units(class_folders, tmp_path, monkeypatch):
+    from zoo.data.decoded_cache import format_size, parse_size
+
+    assert parse_size("4GiB") == 4 << 30 and parse_size("512MB") == 512_000_000 and format_size(4 << 30) == "4.0 GiB"
+    common = dict(model="example_tinynet", data=str(class_folders), output=str(tmp_path / "r"))
+    assert zoo.plan(**common).pixels == "memory" and zoo.plan(**common).cache_budget == "4.0 GiB"
+    assert zoo.plan(**common, cache_budget="1KB").pixels == "files"
+    monkeypatch.setenv("ZOO_CACHE_BUDGET", "2KiB")
+    plan = zoo.plan(**common)
+    assert plan.pixels == "files" and plan.cache_budget == "2.0 KiB"
+    result = runner.invoke(app, ["finetune", "example_tinynet", "--data", str(class_folders), "--cache-budget", "lots",
+                                 "--dry-run"])
+    assert result.exit_code == 1 and "--cache-budget 'lots' is not a size" in result.output

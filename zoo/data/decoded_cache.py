@@ -26,7 +26,37 @@ from zoo.specs import Preprocessing
 
 log = logging.getLogger("zoo.data")
 
-CACHE_BUDGET_BYTES = 4 << 30  # the in-memory cache is used automatically below this size
+CACHE_BUDGET_BYTES = 4 << 30  # 4 GiB: the in-memory cache is used automatically below this size (--cache-budget)
+
+
+def parse_size(text: str) -> int:
+    """'4GiB', '512MB', '2.5 GB', '1e9' -> bytes (GB/MB/KB are powers of 1000, GiB/MiB/KiB of 1024)."""
+    import re
+
+    from zoo.errors import TrainingError
+
+    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:e[0-9]+)?)\s*([KMGT]i?B|B)?\s*", str(text), re.I)
+    if not match:
+        raise TrainingError(f"--cache-budget {text!r} is not a size; write e.g. 4GiB, 512MB or 8GB")
+    number, unit = float(match.group(1)), (match.group(2) or "B").upper()
+    scale = {"B": 1, "KB": 1e3, "MB": 1e6, "GB": 1e9, "TB": 1e12, "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}
+    return int(number * scale[unit])
+
+
+def format_size(size: float) -> str:
+    """Bytes in binary units, as the budget is usually given (4 GiB is 4.3 GB)."""
+    for unit, scale in (("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if size >= scale:
+            return f"{size / scale:.1f} {unit}"
+    return f"{int(size)} B"
+
+
+def cache_budget(option: str | None = None) -> int:
+    """--cache-budget, else $ZOO_CACHE_BUDGET, else 4 GiB."""
+    import os
+
+    text = option or os.environ.get("ZOO_CACHE_BUDGET")
+    return parse_size(text) if text else CACHE_BUDGET_BYTES
 _FORMAT = "zoo-decoded-v2"  # part of the disk key: change it when the resize/crop below changes
 
 

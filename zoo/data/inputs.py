@@ -12,7 +12,8 @@ import numpy as np
 import torch
 
 from zoo.data.dataset import ArrayImages, FileImages, ImageDataset
-from zoo.data.decoded_cache import CACHE_BUDGET_BYTES, CacheSpec, cache_size_bytes, decode_once, decode_once_to_disk
+from zoo.data.decoded_cache import (CACHE_BUDGET_BYTES, CacheSpec, cache_size_bytes, decode_once, decode_once_to_disk,
+                                   format_size)
 from zoo.data.loader import TransformedImages, default_workers, make_loader
 from zoo.data.pipeline import CachedBatches, LoaderBatches, use_device_pipeline
 from zoo.data.transforms import eval_transform, resolve_preset, scale_and_normalise, train_transform
@@ -32,6 +33,7 @@ class InputOptions:
     pipeline: str = "auto"  # auto | workers | device
     workers: int | None = None  # DataLoader workers (default: by device and cores)
     channels_last: bool = False
+    cache_budget: int = CACHE_BUDGET_BYTES  # bytes a decode-once cache may take in memory (auto)
 
 
 @dataclass
@@ -135,7 +137,7 @@ def _storage(opts: InputOptions, source, spec: CacheSpec, force: bool) -> str:
     if opts.cache == "none":
         return "files"
     if opts.cache != "disk" and not (force or opts.cache == "memory"
-                                     or cache_size_bytes(source, spec.side) <= CACHE_BUDGET_BYTES):
+                                     or cache_size_bytes(source, spec.side) <= opts.cache_budget):
         return "files"
     return opts.cache if opts.cache == "disk" else "memory"
 
@@ -147,9 +149,9 @@ def _cached(opts: InputOptions, dataset: ImageDataset, split: str, spec: CacheSp
     stored = _storage(opts, source, spec, force)
     if not isinstance(source, FileImages) or stored == "files":
         if stored == "files" and opts.cache != "none":
-            log.info("%s/%s stays as files: its %dx%d cache would take %.1f GB (over the %.0f GB budget; "
-                     "--cache memory or disk to cache it anyway)", dataset.name, split, spec.side, spec.side,
-                     cache_size_bytes(source, spec.side) / 1e9, CACHE_BUDGET_BYTES / 1e9)
+            log.info("%s/%s stays as files: its %dx%d cache would take %s (over the %s budget; --cache-budget "
+                     "to raise it, or --cache memory or disk to cache it anyway)", dataset.name, split, spec.side,
+                     spec.side, format_size(cache_size_bytes(source, spec.side)), format_size(opts.cache_budget))
         return source, stored
     t0 = time.perf_counter()
     cached = decode_once_to_disk(source, spec) if stored == "disk" else decode_once(source, spec)

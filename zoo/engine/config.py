@@ -118,7 +118,9 @@ class TrainConfig:
                           PIPELINE, choices=AUGMENTS,
                           shown="auto: cifar at <= 64 px, else by run (see the start-up line)")
     cache: str = option("auto", "decode-once image cache: auto | memory | disk (kept under ~/.cache/zoo/decoded and "
-                        "reused) | none", PIPELINE, choices=CACHE_MODES, shown="auto: in memory when it fits 4 GB")
+                        "reused) | none", PIPELINE, choices=CACHE_MODES, shown="auto: in memory when it fits --cache-budget")
+    cache_budget: str | None = option(None, "memory the decode-once cache may take with --cache auto, e.g. 16GiB or "
+                                      "500MB", PIPELINE, shown="4GiB ($ZOO_CACHE_BUDGET)")
     pipeline: str = option("auto", "augment per image in DataLoader workers, or whole cached batches on the device, "
                            "or (no cache) decode JPEGs on the GPU and augment there: auto | workers | device | "
                            "gpu-decode", PIPELINE, choices=PIPELINES, shown="auto: device when cached")

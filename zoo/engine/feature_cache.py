@@ -15,7 +15,7 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
-from zoo.data.decoded_cache import CACHE_BUDGET_BYTES
+from zoo.data.decoded_cache import cache_budget, format_size
 from zoo.data.inputs import Inputs
 from zoo.data.pipeline import CachedBatches
 from zoo.engine.config import TrainConfig
@@ -48,8 +48,10 @@ def head_only_inputs(model: nn.Module, head_attr: str, inputs: Inputs, cfg: Trai
         log.info("feature cache off: %s is not head(features), training the ordinary way", type(model).__name__)
         return None
     size = probe[0].numel() * 4 * (inputs.train_images + inputs.eval_images)  # kept as float32
-    if size > CACHE_BUDGET_BYTES:
-        log.info("feature cache off: %.1f GB of features is over the cache budget", size / 1e9)
+    budget = cache_budget(cfg.cache_budget)
+    if size > budget:
+        log.info("feature cache off: %s of features is over the %s cache budget (--cache-budget)", format_size(size),
+                 format_size(budget))
         return None
     with _head_removed(model, head_attr):
         train_x, train_y = _features(model, inputs.plain_train(), device, amp_dtype)

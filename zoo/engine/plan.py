@@ -9,6 +9,7 @@ from typing import Any
 from torch import nn
 
 from zoo.data.dataset import ImageDataset
+from zoo.data.decoded_cache import cache_budget, format_size
 from zoo.data.inputs import InputOptions, plan_storage
 from zoo.data.transforms import resolve_preset
 from zoo.engine import feature_cache, parts
@@ -34,6 +35,7 @@ class RunPlan:
     resize_size: int
     augment: str
     pixels: str  # where the decoded train images live: memory, disk or files
+    cache_budget: str  # what the in-memory cache may take (--cache-budget), in binary units
     pipeline: str
     trainable_parameters: int
     frozen_parameters: int
@@ -78,7 +80,8 @@ class RunPlan:
             ("dataset", f"{self.dataset} ({self.layout}), {len(self.classes)} classes, {split_sizes}"),
             ("per class", per_class if len(self.classes) <= 30 else "(more than 30 classes: zoo data check shows them)"),
             ("image size", f"{self.image_size} px (evaluation: resize {self.resize_size}, centre crop)"),
-            ("augmentation", f"{self.augment}, {self.pipeline} pipeline, train pixels in {self.pixels}"
+            ("augmentation", f"{self.augment}, {self.pipeline} pipeline, train pixels in {self.pixels} (cache "
+                             f"budget {self.cache_budget})"
                              + (", head trains on cached backbone features" if self.feature_cache else "")),
             ("parameters", f"{self.trainable_parameters:,} trainable, {self.frozen_parameters:,} frozen"),
             ("optimizer", f"{self.optimizer}, lr {self.lr:g} (body {self.body_lr:g}), weight decay {self.weight_decay:g}"),
@@ -116,7 +119,8 @@ def plan_run(model: nn.Module, dataset: ImageDataset, cfg: TrainConfig, preproce
     frozen = parts.frozen_modules(model, cfg.freeze, classifier)
     frozen_ids = {id(p) for m in frozen for p in m.parameters()}
     frozen_count = sum(p.numel() for p in model.parameters() if id(p) in frozen_ids)
-    options = InputOptions(cfg.batch_size, cfg.augment, cfg.cache, cfg.pipeline, cfg.workers, channels_last)
+    options = InputOptions(cfg.batch_size, cfg.augment, cfg.cache, cfg.pipeline, cfg.workers, channels_last,
+                           cache_budget(cfg.cache_budget))
     pixels, pipeline = plan_storage(dataset, preprocessing, options)
     augment = resolve_preset(cfg.augment, preprocessing.input_size)
     steps = steps_per_epoch(len(dataset.train), cfg, world_size)
@@ -129,7 +133,8 @@ def plan_run(model: nn.Module, dataset: ImageDataset, cfg: TrainConfig, preproce
     plan = RunPlan(
         model=model_name, dataset=dataset.name, layout=dataset.layout, classes=list(dataset.classes),
         counts=dataset.counts(), data_fingerprint=dataset.fingerprint(), image_size=preprocessing.input_size,
-        resize_size=preprocessing.resize_size, augment=augment, pixels=pixels, pipeline=pipeline,
+        resize_size=preprocessing.resize_size, augment=augment, pixels=pixels,
+        cache_budget=format_size(options.cache_budget), pipeline=pipeline,
         trainable_parameters=sum(p.numel() for p in model.parameters()) - frozen_count, frozen_parameters=frozen_count,
         optimizer=cfg.optimizer, lr=lr, body_lr=lr * cfg.body_lr_scale if cfg.freeze != "none" else lr,
         weight_decay=cfg.weight_decay, schedule=schedule, warmup_steps=warmup, epochs=cfg.epochs,

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from zoo.data.dataset import ImageDataset
+from zoo.data.decoded_cache import cache_budget
 from zoo.data.inputs import InputOptions, Inputs, build_inputs
 from zoo.engine import feature_cache, parts
 from zoo.engine.callbacks import CallbackList, EpochResult, create_callback
@@ -230,7 +231,8 @@ def prepare(model: nn.Module, dataset: ImageDataset, plan: RunPlan, preprocessin
     head_attr, _ = find_classifier(model, classifier.split(".")[0] or None)
     frozen = parts.frozen_modules(model, cfg.freeze, classifier)
     loader_gen = torch.Generator()
-    options = InputOptions(cfg.batch_size, cfg.augment, cfg.cache, cfg.pipeline, cfg.workers, plan.channels_last)
+    options = InputOptions(cfg.batch_size, cfg.augment, cfg.cache, cfg.pipeline, cfg.workers, plan.channels_last,
+                           cache_budget(cfg.cache_budget))
     inputs = build_inputs(dataset, preprocessing, options, device, loader_gen, sampler_for(cfg, dist, loader_gen))
     steps_per_epoch = min(plan.steps_per_epoch, max(1, len(inputs.train) // cfg.accumulate_steps))
 
