@@ -10,14 +10,24 @@ from typing import Any
 import numpy as np
 
 import zoo
+from zoo.engine.callbacks import Callback
 from zoo.registry.core import get_registry
 from zoo.specs import DatasetInfo
+
+
+class PrintEpochs(Callback):
+    """Each epoch's figures as it ends: a stage killed by its time limit still shows how far it got."""
+
+    def on_epoch_end(self, result) -> None:
+        print(f"epoch {result.epoch}: val top-1 {result.val_top1:.4f}  {result.images_per_s:,.0f} img/s  "
+              f"{result.epoch_time_s:.2f} s  elapsed {result.elapsed_s:.1f} s", flush=True)
 
 
 def engine_epochs(model: str, data: str, **options: Any) -> list[dict[str, Any]]:
     """metrics.jsonl rows of a zoo.finetune run in a throw-away folder."""
     with tempfile.TemporaryDirectory() as tmp:
-        zoo.finetune(model=model, data=data, output=str(Path(tmp) / "run"), quiet=True, **options)
+        zoo.finetune(model=model, data=data, output=str(Path(tmp) / "run"), quiet=True, callbacks=[PrintEpochs()],
+                     **options)
         return [json.loads(line) for line in (Path(tmp) / "run" / "metrics.jsonl").read_text().splitlines()]
 
 

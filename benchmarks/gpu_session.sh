@@ -19,6 +19,9 @@
 #   part "open":   what the first GPU session left unmeasured, most wanted first, for a 15-minute lease:
 #                  CIFAR-10 at 30 epochs (item 4), resnet152 throughput, food20 real JPEGs vs synthetic
 #   part "open2":  the frozen resnet152 recipe vs the seeds' frozen loop, then the CUDA tests
+#   part "open3":  what session 2 left: why gpu-decode went NaN, two CIFAR-10 recipes for 94 % (each from a
+#                  cold compile cache), resnet152 through zoo's engine (its seed/hand-tuned loops are measured)
+#   part "open4":  the gpu-decode fix (decoding on a stream of its own): each ordering, then food20's rate
 set -uo pipefail
 cd "$(dirname "$0")/.."
 part="${1:-all}"
@@ -53,6 +56,22 @@ if [[ $part == open2 ]]; then
   stage 150 python frozen_backbone.py --model resnet152 --data food20 --size 224 --batch-size 256
   cd ..
   stage 100 python -m pytest -q -m gpu tests/test_gpu.py -p no:cacheprovider
+fi
+if [[ $part == open3 ]]; then
+  cd benchmarks
+  stage 100 python gpu_decode_diagnose.py --batches 10
+  ZOO_BENCH_RESULTS="$results/cifar-40ep" TORCHINDUCTOR_CACHE_DIR=$(mktemp -d) \
+      stage 140 python cifar10_time_to_accuracy.py --epochs 40
+  ZOO_BENCH_RESULTS="$results/cifar-b256" TORCHINDUCTOR_CACHE_DIR=$(mktemp -d) \
+      stage 140 python cifar10_time_to_accuracy.py --epochs 30 --batch-size 256 --lr 0.2
+  stage 160 python train_throughput.py --models resnet152 --steps 15 --engine-only
+  cd ..
+fi
+if [[ $part == open4 ]]; then  # after the gpu-decode fix: each ordering, then the real-JPEG throughput
+  cd benchmarks
+  stage 110 python gpu_decode_diagnose.py --batches 4
+  stage 120 python real_data_throughput.py --models resnet50 --datasets food20 --pipeline gpu-decode --epochs 2
+  cd ..
 fi
 if [[ $part == photos || $part == all ]]; then
   cd benchmarks

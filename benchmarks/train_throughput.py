@@ -25,6 +25,8 @@ parser.add_argument("--size", type=int, default=224)
 parser.add_argument("--batch-size", type=int, default=256)
 parser.add_argument("--steps", type=int, default=30, help="timed steps per loop (after warm-up)")
 parser.add_argument("--smoke", action="store_true", help="tiny sizes on whatever device there is")
+parser.add_argument("--engine-only", action="store_true",
+                    help="only zoo's engine (when the seed and hand-tuned loops were measured before on this GPU)")
 args = parser.parse_args()
 if args.smoke:
     args.models, args.size, args.batch_size, args.steps = ["resnet18"], 32, 8, 3
@@ -100,12 +102,18 @@ def zoo_engine(name: str) -> tuple[float, float, float, int]:
 
 rows = []
 for name in args.models:
+    common = {"model": name, "batch": args.batch_size, "size": args.size, "device": str(device)}
+    if args.engine_only:
+        engine, warmup, peak, recompiles = zoo_engine(name)
+        progress({"model": name, "loop": "zoo engine", "images_per_s": engine, "compile_warmup_s": warmup})
+        rows.append({**common, "loop": "zoo engine defaults", "images_per_s": engine, "compile_warmup_s": warmup,
+                     "peak_mem_mb": peak, "recompiles": recompiles})
+        continue
     seed = seed_loop(name)
     progress({"model": name, "loop": "seed", "images_per_s": seed})
     tuned = tuned_loop(name)
     progress({"model": name, "loop": "hand-tuned", "images_per_s": tuned})
     engine, warmup, peak, recompiles = zoo_engine(name)
-    common = {"model": name, "batch": args.batch_size, "size": args.size, "device": str(device)}
     rows.append({**common, "loop": "seed (fp32, NCHW, item per step)", "images_per_s": seed, "vs_tuned": seed / tuned,
                  "compile_warmup_s": 0.0, "peak_mem_mb": 0.0, "recompiles": 0})
     rows.append({**common, "loop": "hand-tuned (bf16, channels_last, fused, compile)", "images_per_s": tuned,

@@ -11,6 +11,8 @@ import zoo
 from zoo.data.batch_augment import BatchAugment
 from zoo.specs import Preprocessing
 
+from tests.conftest import shared_data
+
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
 
 PRE = Preprocessing(input_size=32, resize_size=36)  # ImageNet mean/std, bilinear
@@ -65,6 +67,19 @@ def test_gpu_decode_on_cuda_gives_the_readers_pixels(tmp_path):
         reference = v2.CenterCrop(side)(v2.Resize(side, antialias=True)(v2.functional.pil_to_tensor(decode_rgb(path))))
         difference = (square.int() - reference.int()).abs()
         assert difference.float().mean() < 1.0 and difference.max() <= 12, path  # JPEG decoders and rounding
+
+
+def test_gpu_decoded_images_live_on_their_own_stream_and_training_stays_finite(tmp_path):
+    """nvJPEG's hardware decoder overwrote memory the previous step still read (NaN by step 39 on an
+    H200, benchmarks/gpu_decode_diagnose.py): decoded images now come from a stream of their own."""
+    from zoo.data import gpu_decode
+
+    food20 = shared_data("food20")
+    result = zoo.finetune(model="resnet18", data="food20", data_root=str(food20.parent), pipeline="gpu-decode",
+                          image_size=128, batch_size=128, epochs=1, max_steps_per_epoch=30, limit_val=256,
+                          device="cuda", output=str(tmp_path / "run"), quiet=True)
+    assert np.isfinite(result.history[-1].train_loss)
+    assert gpu_decode.DECODE_ORDERING == "side" and gpu_decode._side_streams  # the decoder's stream was made
 
 
 def test_compiled_training_makes_no_graphs_after_the_first_epoch(tmp_path):

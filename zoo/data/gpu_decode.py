@@ -94,13 +94,41 @@ class GpuDecodeBatches:
             yield images.contiguous(memory_format=self.format), labels.to(self.device, non_blocking=True)
 
 
+# nvJPEG's hardware decoder writes its outputs without waiting for work queued on the stream that
+# allocated them (pytorch/vision#9606, meta-pytorch/torchcodec#1634). On the training stream the caching
+# allocator hands it blocks the previous step freed while its kernels still read them, and training
+# goes NaN (resnet50 on food20, H200, epoch 1). "side": decode on a stream of its own, whose memory pool
+# only ever held decoded images, each released to the training stream through record_stream (the
+# allocator reuses it only after the training work queued on it is done), so decoding still overlaps
+# the previous step. "drain": wait for the training stream first (the fix those threads describe,
+# which gives up that overlap). benchmarks/gpu_decode_diagnose.py measures both.
+DECODE_ORDERING = "side"
+_side_streams: dict[torch.device, torch.cuda.Stream] = {}
+
+
 def decode(items, device: torch.device) -> list[torch.Tensor]:
     """(3, H, W) uint8 tensors on ``device``: the JPEGs decoded together (one batched nvJPEG call on CUDA)."""
+    jpegs = [data for kind, data in items if kind == "jpeg"]
+    decoded = iter(_decode_jpegs(jpegs, device) if jpegs else [])
+    return [next(decoded).to(device) if kind == "jpeg" else data.to(device, non_blocking=True) for kind, data in items]
+
+
+def _decode_jpegs(jpegs: list[torch.Tensor], device: torch.device) -> list[torch.Tensor]:
     from torchvision.io import ImageReadMode, decode_jpeg
 
-    jpegs = [data for kind, data in items if kind == "jpeg"]
-    decoded = iter(decode_jpeg(jpegs, mode=ImageReadMode.RGB, device=device) if jpegs else [])
-    return [next(decoded).to(device) if kind == "jpeg" else data.to(device, non_blocking=True) for kind, data in items]
+    if device.type != "cuda":
+        return decode_jpeg(jpegs, mode=ImageReadMode.RGB, device=device)
+    training = torch.cuda.current_stream(device)
+    if DECODE_ORDERING == "drain":
+        training.synchronize()
+        return decode_jpeg(jpegs, mode=ImageReadMode.RGB, device=device)
+    side = _side_streams.setdefault(device, torch.cuda.Stream(device))
+    with torch.cuda.stream(side):
+        images = decode_jpeg(jpegs, mode=ImageReadMode.RGB, device=device)
+    training.wait_stream(side)
+    for image in images:
+        image.record_stream(training)
+    return images
 
 
 def to_square(image: torch.Tensor, side: int) -> torch.Tensor:
