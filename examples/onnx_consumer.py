@@ -22,11 +22,23 @@ def decode(path):  # zoo's decoding: EXIF orientation, 16-bit scaled to 8, alpha
     return image.convert("RGB")
 
 
+def fit(image):  # resize_rule squash: both sides to input_size; letterbox: longer side, black bars around
+    (w, h), s = image.size, pre["input_size"]
+    size = (s, s) if pre["resize_rule"] == "squash" else (max(1, s * w // max(w, h)), max(1, s * h // max(w, h)))
+    square = Image.new("RGB", (s, s))
+    square.paste(image.resize(size, Image.BILINEAR), (round((s - size[0]) / 2), round((s - size[1]) / 2)))
+    return np.asarray(square, np.float32)
+
+
 def preprocess(image):  # shorter side to resize_size (longer truncated), bilinear antialiased, centre crop
     (w, h), r, s = image.size, pre["resize_size"], pre["input_size"]
-    x = np.asarray(image.resize((r, int(r * h / w)) if w <= h else (int(r * w / h), r), Image.BILINEAR), np.float32)
-    top, left = round((x.shape[0] - s) / 2), round((x.shape[1] - s) / 2)
-    x = (x[top:top + s, left:left + s] / 255 - np.array(pre["mean"])) / np.array(pre["std"])
+    if pre["resize_rule"] != "shorter_side":
+        x = fit(image)
+    else:
+        x = np.asarray(image.resize((r, int(r * h / w)) if w <= h else (int(r * w / h), r), Image.BILINEAR), np.float32)
+        top, left = round((x.shape[0] - s) / 2), round((x.shape[1] - s) / 2)
+        x = x[top:top + s, left:left + s]
+    x = (x / 255 - np.array(pre["mean"])) / np.array(pre["std"])
     return x.transpose(2, 0, 1)[None].astype(np.float32)
 
 

@@ -20,3 +20,38 @@ class RoundToUint8(v2.Transform):
 
     def transform(self, inpt, params):  # torchvision >= 0.21 calls this name
         return self._transform(inpt, params)
+
+
+class FitSquare(v2.Transform):
+    """A whole image to a side x side square without cropping: ``squash`` resizes both sides to ``side``;
+    ``letterbox`` resizes the longer side to ``side`` (the shorter truncated, torchvision's rule mirrored)
+    and pads with black, centred (offset round(excess / 2), Python rounding, as the centre crop)."""
+
+    def __init__(self, side: int, mode: str, interpolation: str = "bilinear", antialias: bool = True):
+        super().__init__()
+        self.side, self.mode, self.interpolation, self.antialias = side, mode, interpolation, antialias
+
+    def _transform(self, inpt, params):
+        return fit_square(inpt, self.side, self.mode, self.interpolation, self.antialias)
+
+    def transform(self, inpt, params):  # torchvision >= 0.21 calls this name
+        return self._transform(inpt, params)
+
+
+def letterbox_size(height: int, width: int, side: int) -> tuple[int, int]:
+    longer = max(height, width)
+    return max(1, side * height // longer), max(1, side * width // longer)
+
+
+def fit_square(image: torch.Tensor, side: int, mode: str, interpolation: str = "bilinear",
+               antialias: bool = True) -> torch.Tensor:
+    """(..., C, H, W) float pixels -> (..., C, side, side), resized in float (round afterwards)."""
+    from torchvision.transforms import InterpolationMode
+
+    height, width = image.shape[-2:]
+    size = (side, side) if mode == "squash" else letterbox_size(height, width, side)
+    image = v2.functional.resize(image, list(size), interpolation=InterpolationMode(interpolation), antialias=antialias)
+    if mode == "letterbox":
+        top, left = round((side - size[0]) / 2), round((side - size[1]) / 2)
+        image = torch.nn.functional.pad(image, (left, side - size[1] - left, top, side - size[0] - top))
+    return image

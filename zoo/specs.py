@@ -23,6 +23,11 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 INTERPOLATIONS = ("nearest", "nearest-exact", "bilinear", "bicubic")
 CROP_RATIO = 0.875  # the classic ImageNet evaluation: resize to size / 0.875, centre-crop size
 MAX_IMAGE_SIDE = 4096  # no classifier takes more; a metadata file saying 30000 is broken, not ambitious
+# --resize: how an image of any shape becomes the model's square, as (resize_rule, crop) in the metadata.
+# crop: the shorter side to resize_size, centre crop (ImageNet's; cuts off the ends of a long image);
+# squash: both sides to input_size (keeps everything, distorts the aspect ratio);
+# letterbox: the longer side to input_size, black bars around the rest (keeps everything undistorted).
+RESIZE_MODES = {"crop": ("shorter_side", "center"), "squash": ("squash", "none"), "letterbox": ("letterbox", "none")}
 
 
 def resolve_callable(target: Callable[..., Any] | str) -> Callable[..., Any]:
@@ -42,6 +47,8 @@ class Preprocessing:
     Resize so the shorter side is ``resize_size`` (the longer side scaled by the same factor and
     truncated to an integer, as torchvision's ``Resize(int)`` does), centre-crop ``input_size``
     squared, scale 0-255 to 0-1, subtract ``mean`` and divide by ``std`` per channel (RGB, NCHW).
+    ``resize_rule``/``crop`` name the other resize modes (RESIZE_MODES), which make the square
+    without cropping; ``resize_size`` is then ``input_size``.
     """
 
     input_size: int
@@ -102,21 +109,57 @@ class Preprocessing:
             raise bad(f"std {list(self.std)} must be three positive numbers")
         if self.interpolation not in INTERPOLATIONS:
             raise bad(f"interpolation {self.interpolation!r} is not one of {', '.join(INTERPOLATIONS)}")
-        if (self.resize_rule, self.crop, self.channel_order, self.layout) != ("shorter_side", "center", "RGB", "NCHW"):
-            raise bad("only shorter-side resize, centre crop, RGB and NCHW are supported")
+        if (self.resize_rule, self.crop) not in RESIZE_MODES.values() or (self.channel_order, self.layout) != ("RGB", "NCHW"):
+            raise bad(f"resize_rule {self.resize_rule!r} with crop {self.crop!r} ({self.channel_order}, {self.layout}) is "
+                      "not a resize mode zoo knows (crop, squash, letterbox; RGB, NCHW)")
+        if self.resize_mode != "crop" and self.resize_size != self.input_size:
+            raise bad(f"resize_size {self.resize_size} must equal input_size {self.input_size} without a crop")
 
     def __post_init__(self) -> None:  # JSON gives lists; keep the dataclass hashable
         object.__setattr__(self, "mean", tuple(self.mean) if isinstance(self.mean, list) else self.mean)
         object.__setattr__(self, "std", tuple(self.std) if isinstance(self.std, list) else self.std)
 
+    @property
+    def resize_mode(self) -> str:
+        """crop, squash or letterbox (RESIZE_MODES)."""
+        return next((mode for mode, fields in RESIZE_MODES.items() if fields == (self.resize_rule, self.crop)), "crop")
+
+    def with_resize(self, mode: str = "crop", crop_pct: float | None = None) -> Preprocessing:
+        """This preprocessing with another resize mode; ``crop_pct`` (crop only): input_size / resize_size."""
+        if mode not in RESIZE_MODES:
+            raise ZooError(f"unknown resize mode {mode!r}; use crop, squash or letterbox")
+        if crop_pct is not None and not 0.05 <= crop_pct <= 1:
+            raise ZooError(f"crop_pct {crop_pct} must be from 0.05 to 1 (1: the crop is the whole shorter side)")
+        if mode != "crop":
+            if crop_pct is not None:
+                raise ZooError(f"--crop-pct applies to --resize crop; {mode} keeps the whole image")
+            resize = self.input_size
+        else:
+            resize = round(self.input_size / crop_pct) if crop_pct is not None else self.resize_size
+        rule, crop = RESIZE_MODES[mode]
+        return dataclasses.replace(self, resize_size=resize, resize_rule=rule, crop=crop)
+
+    def describe(self) -> str:
+        """The geometry in a few words, for plans and `zoo info`."""
+        size = self.input_size
+        if self.resize_mode == "squash":
+            return f"squash to {size}x{size}"
+        if self.resize_mode == "letterbox":
+            return f"letterbox into {size}x{size} (black bars)"
+        return f"resize {self.resize_size}, centre crop {size}"
+
     def eval_geometry(self):
         """torchvision.transforms.v2: PIL image or uint8 tensor -> uint8 tensor resized (in float, rounded to
-        whole levels) and centre-cropped."""
+        whole levels) and centre-cropped (or squashed / letterboxed to the square)."""
         import torch
         from torchvision.transforms import InterpolationMode, v2
 
-        from zoo.imageops import RoundToUint8
+        from zoo.imageops import FitSquare, RoundToUint8
 
+        if self.resize_mode != "crop":
+            return v2.Compose([v2.PILToTensor(), v2.ToDtype(torch.float32, scale=False),
+                               FitSquare(self.input_size, self.resize_mode, self.interpolation, self.antialias),
+                               RoundToUint8()])
         return v2.Compose([
             v2.PILToTensor(),
             v2.ToDtype(torch.float32, scale=False),

@@ -108,7 +108,7 @@ def info_command(
             "family": info.family,
             "description": info.description,
             "parameters": f"{count_parameters(model):,}",
-            "input size": f"3x{info.input_size}x{info.input_size} (eval resize {info.preprocessing().resize_size})",
+            "input size": f"3x{info.input_size}x{info.input_size} (evaluation: {info.preprocessing().describe()})",
             "mean / std": f"{list(info.mean)} / {list(info.std)}",
             "interpolation": info.interpolation,
             "classifier": info.classifier,

@@ -57,7 +57,7 @@ def cache_budget(option: str | None = None) -> int:
 
     text = option or os.environ.get("ZOO_CACHE_BUDGET")
     return parse_size(text) if text else CACHE_BUDGET_BYTES
-_FORMAT = "zoo-decoded-v2"  # part of the disk key: change it when the resize/crop below changes
+_FORMAT = "zoo-decoded-v3"  # part of the disk key: change it when the resize/crop below changes
 
 
 @dataclass(frozen=True)
@@ -74,21 +74,23 @@ class CacheSpec:
     resize: int  # shorter side before the centre crop
     interpolation: str = "bilinear"
     exact: bool = False
+    mode: str = "crop"  # Preprocessing.resize_mode: squash and letterbox keep the whole image
 
     @classmethod
     def for_training(cls, preprocessing: Preprocessing) -> CacheSpec:
         side = preprocessing.resize_size
-        return cls(side, side)  # always PIL bilinear: augmentation resamples these pixels again anyway
+        return cls(side, side, mode=preprocessing.resize_mode)  # PIL bilinear: augmentation resamples them again
 
     @classmethod
     def for_evaluation(cls, preprocessing: Preprocessing) -> CacheSpec:
-        return cls(preprocessing.input_size, preprocessing.resize_size, preprocessing.interpolation, exact=True)
+        return cls(preprocessing.input_size, preprocessing.resize_size, preprocessing.interpolation, exact=True,
+                   mode=preprocessing.resize_mode)
 
     def key(self) -> str:
-        return f"{_FORMAT}|{self.side}|{self.resize}|{self.interpolation}|{self.exact}"
+        return f"{_FORMAT}|{self.side}|{self.resize}|{self.interpolation}|{self.exact}|{self.mode}"
 
     def loader(self, source: ImageSource) -> Callable[[int], np.ndarray]:
-        return _exact_loader(source, self) if self.exact else _fast_loader(source, self.side)
+        return _exact_loader(source, self) if self.exact else _fast_loader(source, self.side, self.mode)
 
 
 def cache_size_bytes(source: ImageSource, side: int) -> int:
@@ -152,9 +154,11 @@ def _image(source: ImageSource, index: int, draft: int | None) -> Image.Image:
     return source.load(index)
 
 
-def _fast_loader(source: ImageSource, side: int) -> Callable[[int], np.ndarray]:
+def _fast_loader(source: ImageSource, side: int, mode: str = "crop") -> Callable[[int], np.ndarray]:
     def load(index: int) -> np.ndarray:
         image = _image(source, index, draft=side)
+        if mode != "crop":
+            return _fit_square(image, side, mode)
         scale = side / min(image.size)
         w, h = max(side, round(image.width * scale)), max(side, round(image.height * scale))
         image = image.resize((w, h), Image.Resampling.BILINEAR, reducing_gap=None)
@@ -164,10 +168,24 @@ def _fast_loader(source: ImageSource, side: int) -> Callable[[int], np.ndarray]:
     return load
 
 
+def _fit_square(image: Image.Image, side: int, mode: str) -> np.ndarray:
+    """squash or letterbox (zoo.imageops.fit_square's geometry) with PIL, for training squares."""
+    from zoo.imageops import letterbox_size
+
+    height, width = (side, side) if mode == "squash" else letterbox_size(image.height, image.width, side)
+    resized = image.resize((width, height), Image.Resampling.BILINEAR, reducing_gap=None)
+    if (height, width) == (side, side):
+        return np.asarray(resized)
+    square = Image.new("RGB", (side, side))
+    square.paste(resized, (round((side - width) / 2), round((side - height) / 2)))
+    return np.asarray(square)
+
+
 def _exact_loader(source: ImageSource, spec: CacheSpec) -> Callable[[int], np.ndarray]:
     from zoo.data.transforms import eval_geometry
 
-    geometry = eval_geometry(Preprocessing(input_size=spec.side, resize_size=spec.resize, interpolation=spec.interpolation))
+    pre = Preprocessing(input_size=spec.side, resize_size=spec.resize, interpolation=spec.interpolation)
+    geometry = eval_geometry(pre.with_resize(spec.mode) if spec.mode != "crop" else pre)
 
     def load(index: int) -> np.ndarray:
         return geometry(_image(source, index, draft=None)).permute(1, 2, 0).numpy()

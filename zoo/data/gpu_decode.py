@@ -69,13 +69,13 @@ class GpuDecodeBatches:
 
     def __init__(self, source: FileImages, side: int, transform, batch_size: int, device: torch.device,
                  shuffle: bool, workers: int, generator: torch.Generator | None = None, sampler=None,
-                 drop_last: bool = False, channels_last: bool = False):
+                 drop_last: bool = False, channels_last: bool = False, mode: str = "crop"):
         if shuffle and sampler is None:
             sampler = torch.utils.data.RandomSampler(source, generator=generator)
         self.loader = DataLoader(EncodedImages(source), batch_size=batch_size, sampler=sampler, num_workers=workers,
                                  collate_fn=_collate, drop_last=drop_last, persistent_workers=workers > 0,
                                  prefetch_factor=4 if workers > 0 else None)
-        self.side, self.transform, self.device = side, transform, device
+        self.side, self.transform, self.device, self.mode = side, transform, device, mode
         self.format = torch.channels_last if channels_last else torch.contiguous_format
         if device.type != "cuda":
             log.info("--pipeline gpu-decode without CUDA: JPEGs are decoded on the CPU (torchvision.io)")
@@ -89,7 +89,7 @@ class GpuDecodeBatches:
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         for items, labels in self.loader:
-            squares = torch.stack([to_square(image, self.side) for image in decode(items, self.device)])
+            squares = torch.stack([to_square(image, self.side, self.mode) for image in decode(items, self.device)])
             images = self.transform(squares) if self.transform is not None else squares
             yield images.contiguous(memory_format=self.format), labels.to(self.device, non_blocking=True)
 
@@ -131,8 +131,13 @@ def _decode_jpegs(jpegs: list[torch.Tensor], device: torch.device) -> list[torch
     return images
 
 
-def to_square(image: torch.Tensor, side: int) -> torch.Tensor:
-    """Shorter side to ``side`` (bilinear, antialiased, rounded to whole levels), then the centre square."""
+def to_square(image: torch.Tensor, side: int, mode: str = "crop") -> torch.Tensor:
+    """Shorter side to ``side`` (bilinear, antialiased, rounded to whole levels), then the centre square;
+    or the whole image squashed / letterboxed to the square (zoo.imageops.fit_square)."""
+    if mode != "crop":
+        from zoo.imageops import fit_square
+
+        return fit_square(image[None].float(), side, mode)[0].round_().clamp_(0, 255).to(torch.uint8)
     height, width = image.shape[-2:]
     short = min(height, width)
     size = (int(side * height / short), int(side * width / short))  # torchvision's rule: the longer side truncated

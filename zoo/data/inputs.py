@@ -109,7 +109,8 @@ def _gpu_decode_inputs(dataset: ImageDataset, preprocessing: Preprocessing, opts
     workers = opts.workers if opts.workers is not None else default_workers(device)
     side, train_source, eval_source = preprocessing.resize_size, dataset.train, dataset.eval
     plain = BatchAugment(preprocessing, augment, train=False)  # the centre crop to the input size, then scaling
-    common = dict(batch_size=opts.batch_size, device=device, workers=workers, channels_last=opts.channels_last)
+    common = dict(batch_size=opts.batch_size, device=device, workers=workers, channels_last=opts.channels_last,
+                  mode=preprocessing.resize_mode)
     train = GpuDecodeBatches(train_source, side, BatchAugment(preprocessing, augment), shuffle=True,
                              generator=generator, sampler=sampler_for(train_source),
                              drop_last=len(train_source) > opts.batch_size, **common)

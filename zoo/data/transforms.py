@@ -92,6 +92,8 @@ def train_transform(pre: Preprocessing, preset: str) -> v2.Compose:
     if recipe.name == "none":
         return eval_transform(pre)
     ops = [recipe.policy_transform()] if recipe.policy else []
+    if pre.resize_mode != "crop":  # the whole image to its square first; the preset then works on the square
+        ops = [*pre.eval_geometry().transforms[1:], *ops]
     if recipe.crop_scale:
         ops.append(v2.RandomResizedCrop(size, scale=recipe.crop_scale, interpolation=interp, antialias=True))
     elif recipe.pad_crop:

@@ -61,6 +61,11 @@ class TrainConfig:
     val_ratio: float = option(0.2, "share held out for validation by layouts without a split", MODEL_DATA, above=0, below=1)
     image_size: int | None = option(None, "training and evaluation input size in pixels", MODEL_DATA, low=8, high=4096,
                                     shown="the model's own")
+    resize: str = option("crop", "how an image becomes the model's square: crop (shorter side, centre crop) | "
+                         "squash (whole image, stretched) | letterbox (whole image, black bars)", MODEL_DATA,
+                         choices=("crop", "squash", "letterbox"))
+    crop_pct: float | None = option(None, "with --resize crop: input size / resize size (1: the whole shorter side)",
+                                    MODEL_DATA, low=0.05, high=1.0, shown="the model's, usually 0.875")
     limit_train: int | None = option(None, "train on at most N images, drawn stratified (a quick first run)",
                                      MODEL_DATA, low=1, shown="all")
     limit_val: int | None = option(None, "validate on at most N images, drawn stratified", MODEL_DATA, low=1,

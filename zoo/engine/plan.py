@@ -33,6 +33,7 @@ class RunPlan:
     data_fingerprint: str  # which files with which labels (resume checks it; trackers tag it)
     image_size: int
     resize_size: int
+    geometry: str  # Preprocessing.describe(): the resize mode in words
     augment: str
     pixels: str  # where the decoded train images live: memory, disk or files
     cache_budget: str  # what the in-memory cache may take (--cache-budget), in binary units
@@ -79,7 +80,7 @@ class RunPlan:
             ("model", self.model),
             ("dataset", f"{self.dataset} ({self.layout}), {len(self.classes)} classes, {split_sizes}"),
             ("per class", per_class if len(self.classes) <= 30 else "(more than 30 classes: zoo data check shows them)"),
-            ("image size", f"{self.image_size} px (evaluation: resize {self.resize_size}, centre crop)"),
+            ("image size", f"{self.image_size} px (evaluation: {self.geometry})"),
             ("augmentation", f"{self.augment}, {self.pipeline} pipeline, train pixels in {self.pixels} (cache "
                              f"budget {self.cache_budget})"
                              + (", head trains on cached backbone features" if self.feature_cache else "")),
@@ -133,7 +134,7 @@ def plan_run(model: nn.Module, dataset: ImageDataset, cfg: TrainConfig, preproce
     plan = RunPlan(
         model=model_name, dataset=dataset.name, layout=dataset.layout, classes=list(dataset.classes),
         counts=dataset.counts(), data_fingerprint=dataset.fingerprint(), image_size=preprocessing.input_size,
-        resize_size=preprocessing.resize_size, augment=augment, pixels=pixels,
+        resize_size=preprocessing.resize_size, geometry=preprocessing.describe(), augment=augment, pixels=pixels,
         cache_budget=format_size(options.cache_budget), pipeline=pipeline,
         trainable_parameters=sum(p.numel() for p in model.parameters()) - frozen_count, frozen_parameters=frozen_count,
         optimizer=cfg.optimizer, lr=lr, body_lr=lr * cfg.body_lr_scale if cfg.freeze != "none" else lr,

@@ -20,7 +20,10 @@ DECODING = {
 }
 RECIPE = ("decode as `decoding` says; resize (bilinear, antialiased) so the shorter side is resize_size and "
           "the longer side int(resize_size * long / short); round to whole 0-255 levels; centre-crop input_size "
-          "(top = round((height - input_size) / 2), Python rounding); divide by 255; subtract mean, divide by std "
+          "(top = round((height - input_size) / 2), Python rounding). resize_rule 'squash' (crop 'none'): resize "
+          "both sides to input_size instead; 'letterbox': resize the longer side to input_size and the shorter to "
+          "int(input_size * short / long), round, then pad with black (0) to input_size squared, the image at "
+          "top = round((input_size - height) / 2), left likewise. Then divide by 255; subtract mean, divide by std "
           "per RGB channel; NCHW float32. A file with preprocessing embedded takes the decoded uint8 RGB image "
           "as (1, H, W, 3) and does the rest itself.")
 
