@@ -9,6 +9,7 @@ another class count, an image size the model cannot take, a frozen random backbo
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -21,11 +22,13 @@ from zoo.engine.memory import probe
 from zoo.engine.plan import RunPlan, dry_run_target, plan_run
 from zoo.engine.setup import RunResult
 from zoo.errors import TrainingError
+from zoo.runs import LAST
 
 log = logging.getLogger("zoo.engine")
 
 # What a resumed run keeps from its first start: another value would make it a different run.
-FIXED_ON_RESUME = ("model", "image_size", "val_ratio", "seed", "optimizer", "freeze", "limit_train", "limit_val")
+FIXED_ON_RESUME = ("model", "image_size", "resize", "crop_pct", "val_ratio", "seed", "optimizer", "freeze", "limit_train",
+                   "limit_val")
 
 
 def finetune(
@@ -51,6 +54,7 @@ def finetune(
     callbacks = [c for c in given if not isinstance(c, str)]  # objects; names go to the config (and resume)
     if "callbacks" in options:
         options["callbacks"] = [c for c in given if isinstance(c, str)]
+    resume = resume if dry_run else elastic_resume(resume, options.get("output"))
     cfg = resolve_config(model, data, config, resume, options)
     net, dataset, preprocessing, classifier = build_for(cfg, fresh=resume is None)
     if dry_run:
@@ -66,6 +70,23 @@ def plan(model: str | None = None, data: str | None = None, config: str | Path |
     """What `zoo.finetune(...)` with these arguments would do, decided exactly as the run decides it
     (`zoo finetune ... --dry-run`); nothing is written. ``plan(...).config`` is the run's config.json."""
     return finetune(model, data, config, resume, dry_run=True, **options)
+
+
+def elastic_resume(resume: str | Path | None, output: str | None) -> str | Path | None:
+    """torchrun --max-restarts starts every worker again, with the same arguments, after one was lost:
+    the restarted workers continue the run from its last finished epoch instead of refusing its folder.
+    A node that comes back is a fresh torchrun (restart count 0) while the others count 1 or more: the
+    largest count over all processes decides, so every rank resumes or none does."""
+    if resume is not None or not output or "TORCHELASTIC_RESTART_COUNT" not in os.environ:
+        return resume
+    from zoo.engine.distributed import DistributedContext
+
+    restarts = DistributedContext.from_env().largest(int(os.environ["TORCHELASTIC_RESTART_COUNT"] or 0))
+    if restarts == 0 or not (Path(output) / f"{LAST}.safetensors").is_file():
+        return resume
+    log.warning("torchrun restarted the workers (restart %d): %s continues from its last finished epoch",
+                restarts, output)
+    return output
 
 
 def resolve_config(model, data, config, resume, options: dict[str, Any]) -> TrainConfig:

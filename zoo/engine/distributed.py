@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import os
+import re
 from contextlib import nullcontext
 from dataclasses import dataclass
 
 import torch
 from torch import nn
+
+# what gloo and nccl say when the process at the other end of a collective is gone
+LOST_PEER_SIGNS = ("Connection closed by peer", "Connection reset by peer", "Broken pipe", "NCCL communicator was aborted",
+                   "remote process exited", "Socket Timeout", "Connection refused")
 
 
 @dataclass
@@ -31,6 +36,23 @@ class DistributedContext:
         if use_cuda:
             torch.cuda.set_device(device)
         return cls(world, td.get_rank(), device)
+
+    def lost_peer(self, exc: BaseException, run) -> Exception | None:
+        """A collective that failed because another process or node went away, as one line (None for any
+        other error). gloo and nccl say it in many words; the peer's address is the useful part."""
+        if not self.active or not isinstance(exc, RuntimeError):
+            return None
+        text = str(exc)
+        if not any(sign in text for sign in LOST_PEER_SIGNS):
+            return None
+        from zoo.errors import TrainingError
+
+        peer = re.search(r"\[([^\]]+)\]:(\d+)", text)
+        where = f"the process at {peer.group(1)}:{peer.group(2)}" if peer else "another training process"
+        return TrainingError(
+            f"lost contact with {where} (rank {self.rank} of {self.world_size} stops here; "
+            f"{os.uname().nodename}); {run} keeps every finished epoch: start torchrun with --max-restarts 3 "
+            "to carry on by itself when the node comes back, or run `zoo finetune --resume RUN` under torchrun")
 
     @property
     def is_main(self) -> bool:
@@ -66,6 +88,16 @@ class DistributedContext:
         td.all_reduce(summed, op=td.ReduceOp.SUM)
         td.all_reduce(slowest, op=td.ReduceOp.MAX)
         return summed[0].item(), slowest[1].item()
+
+    def largest(self, value: int) -> int:
+        """The largest of every process's ``value``."""
+        if not self.active:
+            return value
+        import torch.distributed as td
+
+        box = torch.tensor([value], dtype=torch.int64, device=self.device)
+        td.all_reduce(box, op=td.ReduceOp.MAX)
+        return int(box.item())
 
     def from_main(self, value):
         """Rank 0's ``value`` on every process (a decision only rank 0's callbacks made)."""

@@ -194,6 +194,9 @@ def training_session(model: nn.Module, dataset: ImageDataset, cfg: TrainConfig, 
                 raise out_of_memory(training.cfg, training.epoch) from exc
             if isinstance(exc, KeyboardInterrupt) and not isinstance(exc, Interrupted):
                 raise interrupted(run, training) from exc
+            lost = dist.lost_peer(exc, run.final)
+            if lost is not None:
+                raise lost from exc
             raise
         finally:
             if dist.is_main:
