@@ -256,3 +256,26 @@ def test_jsonl_pair_and_list_files_keep_their_validation_split(tmp_path):
     (lists / "val.txt").write_text("\n".join(f"../imgs/valid{c}{i}.png {c}" for c in range(3) for i in range(2)))
     assert zoo.create_dataset(str(lists)).counts() == {"train": [6, 6, 6], "val": [2, 2, 2]}
     Image.new("RGB", (4, 4)).save(tmp_path / "extra.png")
+
+
+def test_eval_of_an_export_whose_data_is_not_here_names_it_and_takes_data(class_folders, tmp_path):
+    """An export made elsewhere: its dataset (a folder on the other machine) is neither a name nor a folder
+    here; `zoo eval EXPORT` says so in one line and `--data` points it at a copy."""
+    import shutil
+
+    run = tmp_path / "run"
+    zoo.finetune(model="example_tinynet", data=str(class_folders), epochs=2, batch_size=8, output=str(run),
+                 quiet=True, workers=0)
+    zoo.export(run, format="onnx", output=tmp_path / "export")
+    shutil.rmtree(run)  # only the export travels
+    copy = tmp_path / "copy-of-colors"
+    class_folders.rename(copy)
+    result = runner.invoke(app, ["eval", str(tmp_path / "export" / "model.onnx"), "-q"])
+    assert result.exit_code == 1
+    assert "which is no dataset name or folder here; pass --data" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+    result = runner.invoke(app, ["eval", str(tmp_path / "export" / "model.onnx"), "--data", str(copy),
+                                 "-o", str(tmp_path / "report"), "-q"])
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((tmp_path / "report" / "metrics.json").read_text())
+    assert metrics["images"] > 0 and 0 <= metrics["top1"] <= 1

@@ -1,4 +1,4 @@
-"""Two torchrun "nodes" on loopback (c10d rendezvous, gloo): one node's training process is killed mid-epoch,
+"""Two torchrun "nodes" on loopback (c10d rendezvous, gloo): one node's training process dies (SIGKILL) mid-epoch,
 torchrun (--max-restarts) starts the workers of both again, and the run carries on from its last finished
 epoch to the weights of a run nobody interrupted.
 
@@ -22,16 +22,23 @@ from safetensors.torch import load_file
 
 from tests.conftest import ROOT
 
-# Each training step waits 0.15 s (a global forward hook on DDP's wrapper) so that an epoch lasts long enough
-# to be killed in the middle of.
+# The guest node's training process kills itself in the middle of epoch 2 (step 13 of 9 a epoch) on its first
+# start; a restarted one (TORCHELASTIC_RESTART_COUNT 1) trains on. Steps are counted by a global forward hook
+# on DDP's wrapper, which also slows each step a little so that the processes stay in step.
 NODE = """
-import sys, time, torch, zoo
+import os, signal, sys, time, torch, zoo
 
-def slow_step(module, args):
+steps = 0
+
+def step_hook(module, args):
+    global steps
     if type(module).__name__ == "DistributedDataParallel" and module.training:
-        time.sleep(0.15)
+        steps += 1
+        if os.environ.get("DIE_AT_STEP") == str(steps) and os.environ["TORCHELASTIC_RESTART_COUNT"] == "0":
+            os.kill(os.getpid(), signal.SIGKILL)
+        time.sleep(0.05)
 
-torch.nn.modules.module.register_module_forward_pre_hook(slow_step)
+torch.nn.modules.module.register_module_forward_pre_hook(step_hook)
 zoo.finetune(model="example_tinynet", data="example_shapes", epochs=4, batch_size=16, workers=0, seed=0,
              output=sys.argv[1])
 """
@@ -43,16 +50,21 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _torchrun(launch: list[str], script, run) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    return subprocess.Popen([sys.executable, "-m", "torch.distributed.run", *launch, str(script), str(run)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
-                            start_new_session=True)  # its own process group: the node is killed whole
+def _torchrun(launch: list[str], script, run, **extra_env: str) -> subprocess.Popen:
+    """A torchrun "node"; its output goes to a file beside the run (a pipe nobody reads would fill and
+    block the workers), kept on the Popen as ``log``."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", **extra_env}
+    log = Path(run).parent / f"node-{time.monotonic_ns()}.log"
+    with open(log, "w") as out:
+        node = subprocess.Popen([sys.executable, "-m", "torch.distributed.run", *launch, str(script), str(run)],
+                                stdout=out, stderr=subprocess.STDOUT, text=True, env=env,
+                                start_new_session=True)  # its own process group: the node is killed whole
+    node.log = log
+    return node
 
 
-def _kill_node(node: subprocess.Popen, workers_only: bool = False) -> None:
-    """SIGKILL to the torchrun agent and every process under it (its workers run in sessions of their own);
-    ``workers_only``: the processes under it, the agent stays."""
+def _kill_node(node: subprocess.Popen) -> None:
+    """SIGKILL to the torchrun agent and every process under it (its workers run in sessions of their own)."""
     parents = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
@@ -65,29 +77,21 @@ def _kill_node(node: subprocess.Popen, workers_only: bool = False) -> None:
         pid = queue.pop()
         doomed.append(pid)
         queue.extend(parents.get(pid, []))
-    if workers_only:
-        doomed.remove(node.pid)
     for pid in doomed:
         try:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
-    if not workers_only:
-        node.wait()
-
-
-def _epochs_done(run) -> int:
-    metrics = run / "metrics.jsonl"
-    return len(metrics.read_text().splitlines()) if metrics.is_file() else 0
+    node.wait()
 
 
 def _finish(node: subprocess.Popen) -> str:
     try:
-        out, _ = node.communicate(timeout=400)
+        node.wait(timeout=400)
     except subprocess.TimeoutExpired:
-        os.killpg(node.pid, signal.SIGKILL)
-        out, _ = node.communicate()
-        pytest.fail(f"a node did not finish:\n{out[-3000:]}")
+        _kill_node(node)
+        pytest.fail(f"a node did not finish:\n{node.log.read_text()[-3000:]}")
+    out = node.log.read_text()
     assert node.returncode == 0, out[-3000:]
     return out
 
@@ -100,20 +104,20 @@ def test_a_lost_node_comes_back_and_the_run_ends_as_if_nothing_happened(tmp_path
     nodes = ["--nnodes", "2", "--nproc_per_node", "1", "--rdzv-backend", "c10d", "--rdzv-id", "zoo-elastic",
              "--rdzv-endpoint", f"127.0.0.1:{_free_port()}", "--max-restarts", "3"]
     host, guest = [*nodes, "--rdzv-conf", "is_host=1"], [*nodes, "--rdzv-conf", "is_host=0"]
-    first = _torchrun(host, script, run)  # holds the rendezvous store: the node killed must not be the one
+    first = _torchrun(host, script, run)  # holds the rendezvous store: the node that fails must not be the one
     time.sleep(2)
-    second = _torchrun(guest, script, run)
-    deadline = time.monotonic() + 300
-    while _epochs_done(run) < 1:
-        assert time.monotonic() < deadline and first.poll() is None, "epoch 1 never finished"
-        time.sleep(0.2)
-    time.sleep(0.6)  # into epoch 2 (9 steps of 0.15 s)
-    assert _epochs_done(run) == 1
-    _kill_node(second, workers_only=True)  # the node's training process is lost; its torchrun restarts it
-    first_out, second_out = _finish(first), _finish(second)
+    second = _torchrun(guest, script, run, DIE_AT_STEP="13")
+    try:
+        first_out, second_out = _finish(first), _finish(second)
+    finally:
+        for node in (first, second):
+            if node.poll() is None:
+                _kill_node(node)
     logs = first_out + second_out
+    assert "exitcode: -9" in second_out, second_out[-3000:]  # the guest's process was lost, and restarted
     assert "lost contact with the process at 127.0.0.1:" in first_out, first_out[-3000:]  # the one line
     assert logs.count("continues from its last finished epoch") == 2, logs[-3000:]  # both nodes resumed
+    assert logs.count("resuming") == 2 and "at epoch 2 of 4" in logs, logs[-3000:]
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in rows] == [1, 2, 3, 4]  # epoch 2 once: the killed attempt left no row
 

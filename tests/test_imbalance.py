@@ -135,3 +135,28 @@ def test_eval_reports_balanced_accuracy_and_macro_f1(tmp_path):
     saved = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     assert saved["balanced_accuracy"] == pytest.approx(np.mean([c["recall"] for c in saved["per_class"]]))
     assert "balanced accuracy" in report.summary() and "macro-F1" in report.summary()
+
+
+def test_the_balanced_sampler_under_torchrun_splits_one_balanced_epoch_over_the_processes():
+    from types import SimpleNamespace
+
+    from zoo.engine.config import TrainConfig
+    from zoo.engine.distributed import DistributedContext
+    from zoo.engine.recipes import DistributedBalancedSampler
+    from zoo.engine.setup import sampler_for
+
+    labels = np.array([0] * 90 + [1] * 9 + [2] * 1)
+    ranks = [sampler_for(TrainConfig(sampler="balanced"), DistributedContext(2, rank), torch.Generator())(
+        SimpleNamespace(labels=labels)) for rank in range(2)]
+    assert all(isinstance(s, DistributedBalancedSampler) for s in ranks)
+    for sampler in ranks:
+        sampler.set_epoch(3)
+    first, second = (list(s) for s in ranks)
+    assert len(first) == len(second) == 50  # one epoch's worth of draws, split in two
+    counts = np.bincount(labels[first + second], minlength=3)
+    assert counts.min() >= 20, counts  # about a third each: the class of one image too
+    again = DistributedBalancedSampler(labels, 2, 0, seed=0)
+    again.set_epoch(3)
+    assert list(again) == first  # the same epoch draws the same: resume is exact
+    again.set_epoch(4)
+    assert list(again) != first

@@ -122,7 +122,9 @@ def _decode_jpegs(jpegs: list[torch.Tensor], device: torch.device) -> list[torch
     if DECODE_ORDERING == "drain":
         training.synchronize()
         return decode_jpeg(jpegs, mode=ImageReadMode.RGB, device=device)
-    side = _side_streams.setdefault(device, torch.cuda.Stream(device))
+    if device not in _side_streams:
+        _side_streams[device] = torch.cuda.Stream(device)
+    side = _side_streams[device]
     with torch.cuda.stream(side):
         images = decode_jpeg(jpegs, mode=ImageReadMode.RGB, device=device)
     training.wait_stream(side)

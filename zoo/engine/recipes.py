@@ -93,6 +93,32 @@ def class_weights(mode: str, counts: list[int]) -> torch.Tensor | None:
     return weights.float()
 
 
+class DistributedBalancedSampler(torch.utils.data.Sampler):
+    """--sampler balanced under torchrun: every process draws the same class-balanced sequence for the
+    epoch (seed + epoch, so resume is exact) and keeps its own share of it (draws rank, rank + world, ...):
+    together the processes see one balanced epoch, no draw twice."""
+
+    def __init__(self, labels, world_size: int, rank: int, seed: int):
+        import numpy as np
+
+        labels = np.asarray(labels)
+        self.weights = torch.as_tensor(1.0 / np.bincount(labels)[labels], dtype=torch.float64)
+        self.world_size, self.rank, self.seed, self.epoch = world_size, rank, seed, 0
+        self.per_process = -(-len(labels) // world_size)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self):
+        generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        draws = torch.multinomial(self.weights, self.per_process * self.world_size, replacement=True,
+                                  generator=generator)
+        return iter(draws[self.rank::self.world_size].tolist())
+
+    def __len__(self) -> int:
+        return self.per_process
+
+
 def balanced_sampler(labels, generator: torch.Generator):
     """Each class drawn equally often (with replacement), as many draws as images: --sampler balanced."""
     import numpy as np

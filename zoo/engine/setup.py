@@ -31,7 +31,7 @@ from zoo.engine.console import run_output
 from zoo.engine.distributed import DistributedContext
 from zoo.engine.plan import RunPlan, plan_run
 from zoo.engine.defaults import IMBALANCED, imbalance_ratio
-from zoo.engine.recipes import WeightsEma, balanced_sampler, batch_mixing, class_weights
+from zoo.engine.recipes import DistributedBalancedSampler, WeightsEma, balanced_sampler, batch_mixing, class_weights
 from zoo.engine.writers import Checkpoints, ConsoleLine, EarlyStopping, MetricsFiles, TensorBoard
 from zoo.errors import Interrupted, TrainingError
 from zoo.files import make_folder, remove_empty_folders
@@ -296,11 +296,13 @@ def sampler_for(cfg: TrainConfig, dist: DistributedContext, generator: torch.Gen
     """The order of training images: shuffled (split over processes under torchrun) or class-balanced."""
     if cfg.sampler != "balanced":
         return lambda source: dist.sampler(source, cfg.seed)
+
+    def labels_of(source):
+        return source.labels if hasattr(source, "labels") else source.source.labels
+
     if dist.active:
-        raise TrainingError("--sampler balanced is not supported under torchrun yet; use --class-weights effective "
-                            "(or run in one process)")
-    return lambda source: balanced_sampler(getattr(source, "labels", None) if hasattr(source, "labels")
-                                           else source.source.labels, generator)
+        return lambda source: DistributedBalancedSampler(labels_of(source), dist.world_size, dist.rank, cfg.seed)
+    return lambda source: balanced_sampler(labels_of(source), generator)
 
 
 def builtin_callbacks(training: Training, meta: CheckpointMeta, callbacks: CallbackList) -> list[Any]:
