@@ -119,6 +119,7 @@ def mode_run(request, tmp_path_factory):
     return request.param, run
 
 
+@pytest.mark.slow
 def test_each_mode_passes_every_export_gate_and_says_so_in_the_metadata(mode_run, tmp_path):
     mode, run = mode_run
     saved = json.loads((run / "best.json").read_text())["preprocessing"]
@@ -133,6 +134,7 @@ def test_each_mode_passes_every_export_gate_and_says_so_in_the_metadata(mode_run
     assert props["zoo.resize_rule"] == mode and props["zoo.crop"] == "none"
 
 
+@pytest.mark.slow
 def test_the_numpy_consumer_reproduces_zoo_predict_in_each_mode(mode_run, tmp_path):
     mode, run = mode_run
     out = tmp_path / "export"
