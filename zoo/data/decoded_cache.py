@@ -185,7 +185,7 @@ def _exact_loader(source: ImageSource, spec: CacheSpec) -> Callable[[int], np.nd
     from zoo.data.transforms import eval_geometry
 
     pre = Preprocessing(input_size=spec.side, resize_size=spec.resize, interpolation=spec.interpolation)
-    geometry = eval_geometry(pre.with_resize(spec.mode) if spec.mode != "crop" else pre)
+    geometry = eval_geometry(pre.with_resize(spec.mode))
 
     def load(index: int) -> np.ndarray:
         return geometry(_image(source, index, draft=None)).permute(1, 2, 0).numpy()

@@ -21,6 +21,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from zoo.data.dataset import FileImages
+from zoo.imageops import fit_square
 
 log = logging.getLogger("zoo.data")
 EXIF_ORIENTATION = 0x0112
@@ -137,8 +138,6 @@ def to_square(image: torch.Tensor, side: int, mode: str = "crop") -> torch.Tenso
     """Shorter side to ``side`` (bilinear, antialiased, rounded to whole levels), then the centre square;
     or the whole image squashed / letterboxed to the square (zoo.imageops.fit_square)."""
     if mode != "crop":
-        from zoo.imageops import fit_square
-
         return fit_square(image[None].float(), side, mode)[0].round_().clamp_(0, 255).to(torch.uint8)
     height, width = image.shape[-2:]
     short = min(height, width)

@@ -52,7 +52,7 @@ class DistributedContext:
         return TrainingError(
             f"lost contact with {where} (rank {self.rank} of {self.world_size} stops here; "
             f"{os.uname().nodename}); {run} keeps every finished epoch: start torchrun with --max-restarts 3 "
-            "to carry on by itself when the node comes back, or run `zoo finetune --resume RUN` under torchrun")
+            f"to carry on by itself when the node comes back, or run `zoo finetune --resume {run}` under torchrun")
 
     @property
     def is_main(self) -> bool:

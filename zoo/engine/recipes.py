@@ -99,12 +99,9 @@ class DistributedBalancedSampler(torch.utils.data.Sampler):
     together the processes see one balanced epoch, no draw twice."""
 
     def __init__(self, labels, world_size: int, rank: int, seed: int):
-        import numpy as np
-
-        labels = np.asarray(labels)
-        self.weights = torch.as_tensor(1.0 / np.bincount(labels)[labels], dtype=torch.float64)
+        self.weights = _balancing_weights(labels)
         self.world_size, self.rank, self.seed, self.epoch = world_size, rank, seed, 0
-        self.per_process = -(-len(labels) // world_size)
+        self.per_process = -(-len(self.weights) // world_size)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -121,10 +118,14 @@ class DistributedBalancedSampler(torch.utils.data.Sampler):
 
 def balanced_sampler(labels, generator: torch.Generator):
     """Each class drawn equally often (with replacement), as many draws as images: --sampler balanced."""
+    weights = _balancing_weights(labels)
+    return torch.utils.data.WeightedRandomSampler(weights, num_samples=len(weights), replacement=True,
+                                                  generator=generator)
+
+
+def _balancing_weights(labels) -> torch.Tensor:
+    """Per image, 1 / its class's count: every class weighs the same in a draw."""
     import numpy as np
 
     labels = np.asarray(labels)
-    counts = np.bincount(labels)
-    weights = torch.as_tensor(1.0 / counts[labels], dtype=torch.float64)
-    return torch.utils.data.WeightedRandomSampler(weights, num_samples=len(labels), replacement=True,
-                                                  generator=generator)
+    return torch.as_tensor(1.0 / np.bincount(labels)[labels], dtype=torch.float64)

@@ -49,7 +49,6 @@ class WithPreprocessing(nn.Module):
         x = x.round().clamp(0, 255)  # torchvision resizes uint8 images to whole levels
         return self.model((x / 255 - self.mean) / self.std)
 
-
     def _fit_square(self, x: torch.Tensor, height, width) -> torch.Tensor:
         side = self.size
         if self.fit == "squash":
