@@ -1,6 +1,7 @@
 """Classify images with a zoo model.onnx using only numpy, Pillow and onnxruntime (no torch, no zoo):
 python examples/onnx_consumer.py exports/<run>/model.onnx photo.jpg ... -> one JSON line per image, as
-`zoo predict --json` gives (top-5 labels and probabilities). Plain or embedded-preprocessing ONNX."""
+`zoo predict --json` gives (top-5 labels and probabilities; a multi-label model's "labels" too: sigmoid
+per class, those at or above its threshold). Plain or embedded-preprocessing ONNX."""
 import json
 import sys
 
@@ -11,6 +12,7 @@ from PIL import Image, ImageOps
 session = ort.InferenceSession(sys.argv[1], providers=["CPUExecutionProvider"])
 props = session.get_modelmeta().custom_metadata_map  # everything below comes from the file itself
 pre, classes, feed = json.loads(props["zoo.meta"])["preprocessing"], json.loads(props["zoo.classes"]), session.get_inputs()[0]
+multi_label, threshold = props.get("zoo.activation") == "sigmoid", float(props.get("zoo.threshold", "0.5"))
 
 
 def decode(path):  # zoo's decoding: EXIF orientation, 16-bit scaled to 8, alpha on white, then RGB
@@ -46,6 +48,13 @@ for path in sys.argv[2:]:
     image = decode(path)
     x = np.asarray(image)[None] if feed.type == "tensor(uint8)" else preprocess(image)  # embedded: as decoded
     logits = session.run(None, {feed.name: x})[0][0].astype(np.float64)
-    probs = np.exp(logits - logits.max()) / np.exp(logits - logits.max()).sum()
-    top = [{"label": classes[i], "index": int(i), "prob": round(float(probs[i]), 6)} for i in probs.argsort()[::-1][:5]]
-    print(json.dumps({"image": path, "top": top}))
+    if multi_label:  # one yes/no per class
+        probs = 1 / (1 + np.exp(-logits))
+    else:
+        probs = np.exp(logits - logits.max()) / np.exp(logits - logits.max()).sum()
+    answer = lambda i: {"label": classes[i], "index": int(i), "prob": round(float(probs[i]), 6)}  # noqa: E731
+    ranked = np.argsort(-probs, kind="stable")
+    result = {"image": path, "top": [answer(i) for i in ranked[:5]]}
+    if multi_label:
+        result["labels"] = [answer(i) for i in ranked if probs[i] >= threshold]
+    print(json.dumps(result))

@@ -45,11 +45,22 @@ class EvalReport:
     macro_f1: float = 0.0
     mistakes: list[dict[str, Any]] = field(default_factory=list)  # image, true, predicted, confidence
     output_dir: str = ""
+    task: str = "single-label"
+    # multi-label: map, label_frequency_map, micro_f1, exact_match, threshold(s), tuned_macro_f1; per_class
+    # entries then also hold ap, tp, fp and fn; top1 is "the most probable class is a true one"
+    multilabel: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     def summary(self) -> str:
+        if self.multilabel:
+            m = self.multilabel
+            worst = sorted((c for c in self.per_class if c["ap"] is not None), key=lambda c: c["ap"])[:3]
+            return (f"{self.source} on {self.data}/{self.split} ({self.images} images, multi-label): mAP {m['map']:.4f} "
+                    f"(label frequencies alone: {m['label_frequency_map']:.4f})  micro-F1 {m['micro_f1']:.4f}  "
+                    f"macro-F1 {self.macro_f1:.4f}  exact match {m['exact_match']:.4f} at threshold "
+                    f"{m['threshold_used']}; lowest AP: " + ", ".join(f"{c['class']} {c['ap']:.2f}" for c in worst))
         worst = sorted(self.per_class, key=lambda c: c["f1"])[:3]
         return (f"{self.source} on {self.data}/{self.split} ({self.images} images): top-1 {self.top1:.4f}  "
                 f"top-5 {self.top5:.4f}  balanced accuracy {self.balanced_accuracy:.4f}  macro-F1 {self.macro_f1:.4f}; "
@@ -58,11 +69,16 @@ class EvalReport:
 
 def evaluate(source: str | Path, data: str | None = None, split: str | None = None, output: str | Path | None = None,
              batch_size: int = 64, device: str = "auto", data_root: str | None = None, mistakes: int = 48,
-             progress: bool = True) -> EvalReport:
+             progress: bool = True, threshold: float | str | None = None) -> EvalReport:
     """Score SOURCE (a run, its name or latest, a checkpoint, an .onnx or a TorchScript .pt) on a split
-    of ``data`` (default: the dataset and options the run trained with; split: its evaluation split)."""
+    of ``data`` (default: the dataset and options the run trained with; split: its evaluation split).
+    A multi-label model is scored at ``threshold`` (a probability, "tuned", or None: the model's own)."""
+    from zoo.inference import label_thresholds
+
     predictor = load_predictor(source, device)
+    thresholds = label_thresholds(predictor.meta, threshold) if predictor.multi_label else None
     dataset, data_name = _dataset_for(predictor, data, data_root)
+    dataset = dataset.with_task("multi" if predictor.multi_label else "single")
     split = split or dataset.eval_split_name
     if split not in dataset.splits:
         raise ZooError(f"dataset {data_name} has no split {split!r}; it has {', '.join(dataset.splits)}")
@@ -72,9 +88,15 @@ def evaluate(source: str | Path, data: str | None = None, split: str | None = No
                        f"({', '.join(dataset.classes[:4])}, ...); evaluate it on data with the same classes")
     images = dataset.splits[split]
     probs = _probabilities(predictor, images, batch_size, progress)
-    labels = np.asarray(images.labels, dtype=np.int64)
-    report = _score(probs, labels, dataset.classes, str(predictor.source), data_name, split)
-    report.mistakes = _hardest_mistakes(probs, labels, images, dataset.classes, mistakes)
+    if thresholds is not None:
+        labels = np.asarray(images.labels)
+        report = _score_multilabel(probs, labels, dataset.classes, str(predictor.source), data_name, split, thresholds,
+                                   "tuned" if threshold == "tuned" else thresholds[0])
+        report.mistakes = _wrong_label_sets(probs, labels, images, dataset.classes, thresholds, mistakes)
+    else:
+        labels = np.asarray(images.labels, dtype=np.int64)
+        report = _score(probs, labels, dataset.classes, str(predictor.source), data_name, split)
+        report.mistakes = _hardest_mistakes(probs, labels, images, dataset.classes, mistakes)
     out = as_folder(output) if output else _default_output(predictor.source, data_name, split)
     _write(report, out, images, dataset.classes)
     report.output_dir = str(out)
@@ -151,6 +173,38 @@ def _score(probs: np.ndarray, labels: np.ndarray, classes: list[str], source: st
                       macro_f1=float(np.mean([c["f1"] for c in present] or [0.0])))
 
 
+def _score_multilabel(probs: np.ndarray, labels: np.ndarray, classes: list[str], source: str, data: str, split: str,
+                      thresholds: list[float], shown: float | str) -> EvalReport:
+    from zoo import multilabel
+
+    s = multilabel.summary(probs, labels, multilabel.DEFAULT_THRESHOLD)
+    at = multilabel.scores_at(probs, labels, thresholds)
+    per_class = [{"class": name, "precision": at["precision"][c], "recall": at["recall"][c], "f1": at["f1"][c],
+                  "support": int(labels[:, c].sum()), "ap": s["per_class_ap"][c], "tp": at["tp"][c], "fp": at["fp"][c],
+                  "fn": at["fn"][c], "threshold": thresholds[c]} for c, name in enumerate(classes)]
+    return EvalReport(source, data, split, len(labels), s["top1"], s["top5"], list(classes), per_class, [],
+                      balanced_accuracy=at["macro_recall"], macro_f1=at["macro_f1"], task="multi-label", multilabel={
+                          "map": s["map"], "label_frequency_map": s["label_frequency_map"], "micro_f1": at["micro_f1"],
+                          "exact_match": at["exact_match"], "threshold_used": shown,
+                          "cardinality": float(labels.sum(1).mean()) if len(labels) else 0.0,
+                          "tuned_thresholds": s["tuned_thresholds"], "tuned_macro_f1": s["at_tuned"]["macro_f1"]})
+
+
+def _wrong_label_sets(probs, labels, images, classes, thresholds, limit: int) -> list[dict[str, Any]]:
+    """Images whose predicted label set is not their true one, the most confidently wrong label first."""
+    from zoo.multilabel import predicted
+
+    truth, guess = labels > 0.5, predicted(probs, thresholds)
+    error = np.where(guess != truth, np.abs(probs - truth), 0).max(1)
+    wrong = np.flatnonzero((guess != truth).any(1))
+    order = wrong[np.argsort(-error[wrong], kind="stable")][:limit]
+    names = getattr(images, "paths", None)
+    return [{"index": int(i), "image": names[i] if names is not None else f"#{i}",
+             "true": " ".join(classes[c] for c in np.flatnonzero(truth[i])) or "(none)",
+             "predicted": " ".join(classes[c] for c in np.flatnonzero(guess[i])) or "(none)",
+             "confidence": round(float(error[i]), 4)} for i in order]
+
+
 def _hardest_mistakes(probs, labels, images, classes, limit: int) -> list[dict[str, Any]]:
     """Wrong predictions, most confident first: what the model is surest about and wrong."""
     if not len(probs):
@@ -176,8 +230,9 @@ def _write(report: EvalReport, out: Path, images, classes: list[str]) -> None:
 
     with staged_output(out, EVAL_MARKER, "evaluation folder", ZooError) as staging:
         atomic_write_json(staging / "metrics.json", report.to_dict())
-        write_confusion_png(staging / "confusion_matrix.png", classes, report.confusion_matrix,
-                            title=f"confusion matrix ({report.data}/{report.split})")
+        if report.confusion_matrix:  # multi-label: per-class TP/FP/FN are in metrics.json instead
+            write_confusion_png(staging / "confusion_matrix.png", classes, report.confusion_matrix,
+                                title=f"confusion matrix ({report.data}/{report.split})")
         atomic_write_text(staging / "mistakes.html", _mistakes_page(report, images))
 
 

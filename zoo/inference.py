@@ -46,23 +46,53 @@ class Predictor:
             logits = run_batches(LoadedExport(self.run, self.meta, static_batch=self.static_batch), batch, len(batch))
         else:
             logits = self.run(batch)
-        return torch.softmax(torch.from_numpy(np.asarray(logits, dtype=np.float32)), dim=1)
+        logits = torch.from_numpy(np.asarray(logits, dtype=np.float32))
+        return torch.sigmoid(logits) if self.multi_label else torch.softmax(logits, dim=1)
 
-    def top_k(self, inputs, k: int) -> list[list[dict[str, Any]]]:
-        """Transformed images (``transform()``'s outputs) -> for each, the k most probable labels: the one
-        answer predict, eval and the server give."""
+    @property
+    def multi_label(self) -> bool:
+        """Several labels per image: a sigmoid per class, labels where the probability reaches the threshold."""
+        return self.meta.task == "multi-label"
+
+    def answers(self, inputs, k: int, threshold: float | str | None = None) -> list[dict[str, Any]]:
+        """Transformed images (``transform()``'s outputs) -> for each {"top": the k most probable labels} and,
+        for a multi-label model, {"labels": every label at or above the threshold, most probable first}: the
+        one answer predict, eval and the server give."""
         batch = list(inputs) if self.input == "uint8" else torch.stack(list(inputs))
         probs = self.probabilities(batch)
         values, indices = probs.topk(min(k, probs.shape[1]), dim=1)
         classes = self.meta.classes
-        return [[{"label": classes[c], "index": c, "prob": round(v, 6)} for v, c in zip(vals, idxs)]
-                for vals, idxs in zip(values.tolist(), indices.tolist())]
+        out = [{"top": [{"label": classes[c], "index": c, "prob": round(v, 6)} for v, c in zip(vals, idxs)]}
+               for vals, idxs in zip(values.tolist(), indices.tolist())]
+        if self.multi_label:
+            limits = torch.as_tensor(label_thresholds(self.meta, threshold), dtype=probs.dtype)
+            for answer, row in zip(out, probs):
+                chosen = [int(c) for c in torch.argsort(row, descending=True, stable=True) if row[c] >= limits[c]]
+                answer["labels"] = [{"label": classes[c], "index": c, "prob": round(float(row[c]), 6)} for c in chosen]
+        return out
 
     def transform(self):
         """What predict applies to each decoded image: nothing for a file that preprocesses itself."""
         if self.input == "uint8":
             return lambda image: np.asarray(image)
         return self.meta.preprocessing.eval_transform()
+
+
+def label_thresholds(meta: CheckpointMeta, threshold: float | str | None = None) -> list[float]:
+    """A multi-label model's threshold per class: ``threshold`` for all, "tuned" for the per-class ones tuned
+    on validation (saved with the checkpoint), None for the model's own (its --threshold, usually 0.5)."""
+    if threshold == "tuned":
+        if not meta.thresholds:
+            raise ZooError("this model has no tuned thresholds (only multi-label runs save them); pass a number")
+        return list(meta.thresholds)
+    value = meta.threshold if threshold is None else threshold
+    try:
+        value = float(value)
+    except ValueError:
+        raise ZooError(f"--threshold {threshold!r}: pass a probability such as 0.5, or tuned") from None
+    if not 0 < value < 1:
+        raise ZooError(f"--threshold {value:g} must be between 0 and 1 (or tuned)")
+    return [value] * len(meta.classes)
 
 
 def resolve_model_file(model_file: str | Path) -> Path:
@@ -188,12 +218,16 @@ def declared_pixels(path: Path) -> int:
 
 
 def predict(model_file: str | Path, images: list[str | Path] | str | Path, top_k: int = 5, batch_size: int = 16,
-            device: str = "auto", output: str | Path | None = None) -> list[dict[str, Any]]:
+            device: str = "auto", output: str | Path | None = None,
+            threshold: float | str | None = None) -> list[dict[str, Any]]:
     """[{"image": path, "top": [{"label", "index", "prob"}, ...]}, ...] in input order; an unreadable
-    image gets {"image", "error", "top": []}. ``output`` (.csv or .jsonl) also writes them to a file."""
+    image gets {"image", "error", "top": []}. A multi-label model adds "labels": those at or above
+    ``threshold`` (see label_thresholds). ``output`` (.csv or .jsonl) also writes them to a file."""
     if output is not None:
         check_predictions_path(output)
     predictor = load_predictor(model_file, device)
+    if predictor.multi_label:
+        label_thresholds(predictor.meta, threshold)  # a wrong --threshold says so before any image is read
     files = expand_inputs([images] if isinstance(images, (str, Path)) else images)
     if not files:
         raise ZooError("no images found to predict on")
@@ -204,18 +238,20 @@ def predict(model_file: str | Path, images: list[str | Path] | str | Path, top_k
         good = [(i, x) for i, x in chunk if not isinstance(x, str)]
         for i, reason in chunk:
             if isinstance(reason, str):
-                results[i] = {"image": str(files[i]), "error": reason, "top": []}
+                results[i] = {"image": str(files[i]), "error": reason, "top": [],
+                              **({"labels": []} if predictor.multi_label else {})}
         if not good:
             continue
-        for (i, _), top in zip(good, predictor.top_k([x for _, x in good], top_k)):
-            results[i] = {"image": str(files[i]), "top": top}
+        for (i, _), answer in zip(good, predictor.answers([x for _, x in good], top_k, threshold)):
+            results[i] = {"image": str(files[i]), **answer}
     if output is not None:
         write_predictions(results, output, top_k)
     return results
 
 
 def write_predictions(results: list[dict[str, Any]], path: str | Path, top_k: int) -> None:
-    """One row per image: .jsonl (the result objects) or .csv (image, label_1, prob_1, ..., error)."""
+    """One row per image: .jsonl (the result objects) or .csv (image, label_1, prob_1, ..., error; for a
+    multi-label model also "labels": the predicted labels, space-separated, as the csv layout reads them)."""
     from zoo.files import atomic_write_text
 
     path = check_predictions_path(path)
@@ -224,10 +260,13 @@ def write_predictions(results: list[dict[str, Any]], path: str | Path, top_k: in
         return
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(["image", *[f"{kind}_{k}" for k in range(1, top_k + 1) for kind in ("label", "prob")], "error"])
+    multi = any("labels" in r for r in results)
+    writer.writerow(["image", *(["labels"] if multi else []),
+                     *[f"{kind}_{k}" for k in range(1, top_k + 1) for kind in ("label", "prob")], "error"])
     for r in results:
         cells = [x for t in r["top"] for x in (spreadsheet_safe(t["label"]), t["prob"])]
-        writer.writerow([spreadsheet_safe(r["image"]), *cells, *[""] * (2 * top_k - len(cells)),
+        labels = [spreadsheet_safe(" ".join(t["label"] for t in r.get("labels", [])))] if multi else []
+        writer.writerow([spreadsheet_safe(r["image"]), *labels, *cells, *[""] * (2 * top_k - len(cells)),
                          spreadsheet_safe(r.get("error", ""))])
     atomic_write_text(path, buffer.getvalue())
 

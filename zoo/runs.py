@@ -249,6 +249,22 @@ def _safe(text: str, limit: int = 60) -> str:
     return "".join(c if c.isascii() and (c.isalnum() or c in "-_") else "-" for c in Path(str(text)).name)[:limit]
 
 
+def _check_task(values: dict[str, Any], num_classes: int, source: str) -> None:
+    task, threshold, thresholds = (values.get("task", "single-label"), values.get("threshold", 0.5),
+                                   values.get("thresholds", []))
+    if task not in ("single-label", "multi-label"):
+        raise ZooError(f"{source}: 'task' {task!r} is neither single-label nor multi-label")
+    if not _probability(threshold):
+        raise ZooError(f"{source}: 'threshold' {threshold!r} is not a probability between 0 and 1")
+    if not isinstance(thresholds, list) or not all(map(_probability, thresholds)) or len(thresholds) not in (
+            0, num_classes):
+        raise ZooError(f"{source}: 'thresholds' must list one probability per class ({num_classes})")
+
+
+def _probability(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value <= 1
+
+
 @dataclass
 class CheckpointMeta:
     """What travels with every checkpoint (<best|last>.json): enough to rebuild, preprocess and label."""
@@ -263,6 +279,9 @@ class CheckpointMeta:
     epoch: int | None = None
     metrics: dict[str, float] = field(default_factory=dict)
     per_class_accuracy: dict[str, float] = field(default_factory=dict)
+    task: str = "single-label"  # or multi-label: sigmoid per class, labels where probability >= threshold
+    threshold: float = 0.5  # multi-label: the one threshold predict uses unless asked for the tuned ones
+    thresholds: list[float] = field(default_factory=list)  # multi-label: per class, tuned on val (best F1)
 
     def to_dict(self) -> dict[str, Any]:
         values = dataclasses.asdict(self)
@@ -286,6 +305,7 @@ class CheckpointMeta:
             raise ZooError(f"{source}: 'classes' must be a list of class names")
         if len(classes) != num_classes:
             raise ZooError(f"{source} names {len(classes)} classes but says num_classes {num_classes}")
+        _check_task(values, num_classes, source)
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{**{k: v for k, v in values.items() if k in known},
                       "preprocessing": Preprocessing.from_dict(values["preprocessing"], source)})

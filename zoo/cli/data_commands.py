@@ -23,12 +23,21 @@ def check_command(
     dataset = create_dataset(data, data_root=data_root, layout=layout, check=False)  # problems are reported below
     report = check_dataset(dataset)
     typer.echo(f"dataset   {report.name}\nlayout    {report.layout}\nroot      {report.root or '(in memory)'}")
+    typer.echo(f"task      {report.task}" + (" (several labels per image; counts are images showing the class)"
+                                               if report.cardinality else ""))
     typer.echo(f"classes   {len(report.classes)}")
     splits = list(report.counts)
     typer.echo("  " + f"{'class':<28}" + "".join(f"{s:>8}" for s in splits))
     for i, name in enumerate(report.classes):
         typer.echo("  " + f"{name[:28]:<28}" + "".join(f"{report.counts[s][i]:>8}" for s in splits))
-    typer.echo("  " + f"{'total':<28}" + "".join(f"{sum(report.counts[s]):>8}" for s in splits))
+    if report.cardinality:
+        typer.echo("  " + f"{'images':<28}" + "".join(f"{report.images[s]:>8}" for s in splits))
+        typer.echo("  " + f"{'labels per image (mean)':<28}" + "".join(f"{report.cardinality[s]['mean']:>8.2f}"
+                                                                         for s in splits))
+        typer.echo("  " + f"{'labels per image (min-max)':<28}" + "".join(
+            f"{str(report.cardinality[s]['min']) + '-' + str(report.cardinality[s]['max']):>8}" for s in splits))
+    else:
+        typer.echo("  " + f"{'total':<28}" + "".join(f"{sum(report.counts[s]):>8}" for s in splits))
     if report.size_range:
         typer.echo(f"sizes     {report.size_range['min'][0]}x{report.size_range['min'][1]} (smallest w x h) to "
                    f"{report.size_range['max'][0]}x{report.size_range['max'][1]} (largest)")

@@ -63,6 +63,7 @@ def export_command(
             typer.echo(f"{row['name']:<12} {row['file']:<18} {row['status']:<10}  {row['description']}")
         return
     from zoo.exporter.api import export
+    from zoo.exporter.parity import agreement_text
 
     result = export(run, checkpoint, format, output, opset, dynamic_batch, images, atol, rtol, max_images=parity_images,
                     batch_size=batch_size, embed_preprocessing=embed_preprocessing)
@@ -71,6 +72,6 @@ def export_command(
         typer.echo(f"{fmt:<12} {path}  parity {'PASS' if report.get('passed') else 'FAIL'}  "
                    f"max |diff| {report.get('max_abs_diff', float('nan')):.2e}  "
                    f"max prob diff {report.get('max_prob_diff', float('nan')):.1e}  "
-                   f"top-1 agreement {report.get('top1_agreement', float('nan')):.3f}  "
+                   f"{agreement_text(report)}  "
                    f"({report.get('images', 0)} images, batch sizes {report.get('batch_sizes')})")
     typer.echo(f"report: {result.output_dir / 'parity.json'}")

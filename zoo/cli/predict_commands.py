@@ -27,12 +27,15 @@ def predict_command(
     output: Path = typer.Option(None, "--output", "-o", help="also write one row per image to a .csv or .jsonl"),
     batch_size: int = typer.Option(16, "--batch-size", min=1, help="images per forward pass"),
     device: str = typer.Option("auto", help="auto | cpu | cuda | mps (run folders and checkpoints)"),
+    threshold: str = typer.Option(None, "--threshold", help="multi-label models: a probability (labels at or above "
+                                  "it), or tuned (per-class thresholds tuned on val)  [default: the model's, 0.5]"),
 ) -> None:
     import json
 
     from zoo.inference import predict
 
-    results = predict(model_file, images, top_k, batch_size=batch_size, device=device, output=output)
+    results = predict(model_file, images, top_k, batch_size=batch_size, device=device, output=output,
+                      threshold=threshold)
     if as_json:
         typer.echo(json.dumps(results, indent=2))
     else:
@@ -40,8 +43,9 @@ def predict_command(
             if "error" in item:
                 typer.echo(f"{printable(item['image'])}: skipped ({printable(item['error'])})")
                 continue
-            best = ", ".join(f"{printable(t['label'])} {t['prob']:.3f}" for t in item["top"])
-            typer.echo(f"{printable(item['image'])}: {best}")
+            shown = item["labels"] if "labels" in item else item["top"]  # multi-label: the labels predicted
+            best = ", ".join(f"{printable(t['label'])} {t['prob']:.3f}" for t in shown)
+            typer.echo(f"{printable(item['image'])}: {best or '(no label above the threshold)'}")
     if all("error" in item for item in results):
         fail(f"none of the {len(results)} images could be read (reasons above); pass image files")
 
@@ -62,12 +66,19 @@ def eval_command(
     device: str = typer.Option("auto", help="auto | cpu | cuda | mps (run folders and checkpoints)"),
     data_root: str = typer.Option(None, help="folder holding named datasets"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
+    threshold: str = typer.Option(None, "--threshold", help="multi-label models: the probability from which a "
+                                  "label is predicted, or tuned (per class, tuned on val)  [default: the model's, 0.5]"),
 ) -> None:
     from zoo.evaluation import evaluate
 
-    report = evaluate(model_file, data, split, output, batch_size, device, data_root, progress=not quiet)
+    report = evaluate(model_file, data, split, output, batch_size, device, data_root, progress=not quiet,
+                      threshold=threshold)
     typer.echo(report.summary())
     written = sorted(p.name for p in Path(report.output_dir).iterdir() if not p.name.startswith("."))
     typer.echo(f"report: {report.output_dir} ({', '.join(written)})")
-    if "confusion_matrix.png" not in written:
+    if report.multilabel:
+        worst = sorted(report.per_class, key=lambda c: c["f1"])[:5]
+        typer.echo("per class (TP/FP/FN at the threshold), lowest F1 first: " + "; ".join(
+            f"{c['class']} {c['tp']}/{c['fp']}/{c['fn']}" for c in worst))
+    elif "confusion_matrix.png" not in written:
         typer.echo("note: no confusion_matrix.png: plots need matplotlib (pip install 'zoo[plots]')", err=True)

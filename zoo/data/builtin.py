@@ -11,6 +11,7 @@ LAYOUTS = (
     ("cifar", "zoo.data.cifar:read_cifar", "CIFAR pickles (data_batch_N/test_batch) or their .tar.gz"),
     ("listfile", "zoo.data.label_files:read_listfiles", "train.txt list files ('path label' per line)"),
     ("jsonl", "zoo.data.label_files:read_jsonl", "a .jsonl file (or train.jsonl + valid.jsonl)"),
+    ("csv", "zoo.data.label_files:read_csv", "train.csv + val.csv with 'file,labels' (multi-label)"),
     ("imagefolder", "zoo.data.layouts:read_imagefolder", "train/ and val/ class folders"),
     ("classfolders", "zoo.data.layouts:read_classfolders", "class folders without a split"),
 )

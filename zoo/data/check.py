@@ -6,7 +6,9 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from zoo.data.dataset import ArrayImages, FileImages, ImageDataset
+import numpy as np
+
+from zoo.data.dataset import MULTI_LABEL, ArrayImages, FileImages, ImageDataset
 
 
 @dataclass
@@ -21,6 +23,9 @@ class DataReport:
     size_range: dict[str, Any] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)  # fatal
     warnings: list[str] = field(default_factory=list)  # worth knowing before training
+    task: str = "single-label"
+    images: dict[str, int] = field(default_factory=dict)  # per split
+    cardinality: dict[str, dict[str, float]] = field(default_factory=dict)  # multi-label: labels per image, per split
 
     @property
     def ok(self) -> bool:
@@ -29,7 +34,13 @@ class DataReport:
 
 def check_dataset(dataset: ImageDataset) -> DataReport:
     report = DataReport(dataset.name, dataset.layout, dataset.root, dataset.classes, dataset.counts(),
-                        list(dataset.skipped), problems=dataset.problems())
+                        list(dataset.skipped), problems=dataset.problems(), task=dataset.task,
+                        images={split: len(source) for split, source in dataset.splits.items()})
+    if dataset.task == MULTI_LABEL:
+        for split, source in dataset.splits.items():
+            per_image = np.asarray(source.labels).sum(1) if len(source) else np.zeros(1)
+            report.cardinality[split] = {"mean": round(float(per_image.mean()), 3), "min": int(per_image.min()),
+                                         "max": int(per_image.max()), "without_labels": int((per_image == 0).sum())}
     if "train" in dataset.splits:
         eval_name = next((s for s in dataset.splits if s != "train"), None)
         if eval_name:

@@ -18,6 +18,30 @@ from PIL import Image
 from zoo.errors import DataError
 
 EVAL_SPLIT_NAMES = ("val", "valid", "validation", "test")
+SINGLE_LABEL, MULTI_LABEL = "single-label", "multi-label"
+TASKS = {"single": SINGLE_LABEL, "multi": MULTI_LABEL}  # --task names -> the task a model file records
+
+
+def is_multi_hot(labels: np.ndarray) -> bool:
+    """Labels are class indices (N,) for single-label data, multi-hot rows (N, classes) for multi-label."""
+    return np.ndim(labels) == 2
+
+
+def item_label(labels: np.ndarray, index: int):
+    """One image's training target: its class index, or its multi-hot row as float32 (what BCE takes)."""
+    if is_multi_hot(labels):
+        import torch
+
+        return torch.from_numpy(labels[index].astype(np.float32))
+    return int(labels[index])
+
+
+def multi_hot(rows: Sequence[Sequence[int]], num_classes: int) -> np.ndarray:
+    """(N, num_classes) uint8 rows, 1 where the image shows the class."""
+    out = np.zeros((len(rows), num_classes), dtype=np.uint8)
+    for i, row in enumerate(rows):
+        out[i, list(row)] = 1
+    return out
 
 
 @dataclass(repr=False)
@@ -99,14 +123,15 @@ class ImageDataset:
     @classmethod
     def from_arrays(cls, name: str, classes: Sequence[str], train: tuple[np.ndarray, Sequence[int]],
                     val: tuple[np.ndarray, Sequence[int]]) -> ImageDataset:
-        """An in-memory dataset: ``train`` and ``val`` are (uint8 images (N, H, W, 3) RGB, labels)."""
+        """An in-memory dataset: ``train`` and ``val`` are (uint8 images (N, H, W, 3) RGB, labels); labels are
+        class indices, or (N, classes) multi-hot rows for multi-label data."""
         splits = {}
         for split, (images, labels) in (("train", train), ("val", val)):
             images = np.asarray(images)
             if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 3:
                 raise DataError(f"{name}/{split}: images must be uint8 (N, H, W, 3) RGB, got "
                                 f"{images.dtype} {images.shape}")
-            labels = np.asarray(labels, dtype=np.int64)
+            labels = np.asarray(labels, dtype=np.uint8 if np.ndim(labels) == 2 else np.int64)
             if len(labels) != len(images):
                 raise DataError(f"{name}/{split}: {len(images)} images but {len(labels)} labels")
             splits[split] = ArrayImages(images, labels)
@@ -117,6 +142,33 @@ class ImageDataset:
     @property
     def num_classes(self) -> int:
         return len(self.classes)
+
+    @property
+    def task(self) -> str:
+        """multi-label when the splits hold multi-hot rows (see ``with_task``), else single-label."""
+        return MULTI_LABEL if any(is_multi_hot(s.labels) for s in self.splits.values()) else SINGLE_LABEL
+
+    def with_task(self, task: str = "auto") -> ImageDataset:
+        """The dataset with labels for ``task``: "auto" keeps multi-hot rows only when some image has other
+        than one label (a multi-label file whose images all have one label is single-label data); "single"
+        refuses images with several labels; "multi" turns class indices into one-hot rows."""
+        if task not in ("auto", "single", "multi"):
+            raise DataError(f"unknown task {task!r}; use auto, single or multi")
+        not_one = self._image_without_one_label()
+        if task == "multi" or (task == "auto" and not_one is not None):
+            one_hot = np.eye(self.num_classes, dtype=np.uint8)
+            splits = {name: s if is_multi_hot(s.labels) else _relabelled(s, one_hot[s.labels])
+                      for name, s in self.splits.items()}
+        elif self.task == SINGLE_LABEL:
+            return self
+        elif not_one is not None:
+            split, count = not_one
+            raise DataError(f"dataset {self.name}: an image of split {split!r} has {count} labels, so it is "
+                            "multi-label data; drop --task single (or use --task multi)")
+        else:
+            splits = {name: _relabelled(s, np.asarray(s.labels).argmax(1)) if is_multi_hot(s.labels) else s
+                      for name, s in self.splits.items()}
+        return ImageDataset(self.name, self.classes, splits, self.layout, self.root, self.skipped, self.split_record)
 
     @property
     def train(self) -> ImageSource:
@@ -138,6 +190,16 @@ class ImageDataset:
     def eval(self) -> ImageSource:
         return self.splits[self.eval_split_name]
 
+    def _image_without_one_label(self) -> tuple[str, int] | None:
+        """(split, label count) of the first image with no label or several, None when every image has one."""
+        for name, source in self.splits.items():
+            if is_multi_hot(source.labels):
+                per_image = np.asarray(source.labels).sum(1)
+                odd = np.flatnonzero(per_image != 1)
+                if len(odd):
+                    return name, int(per_image[odd[0]])
+        return None
+
     def limited(self, train: int | None = None, evaluation: int | None = None, seed: int = 0) -> ImageDataset:
         """The dataset with at most ``train`` training and ``evaluation`` evaluation images, drawn stratified
         (every class keeps its share, at least one image where it had any), the same for the same seed."""
@@ -151,10 +213,7 @@ class ImageDataset:
 
     def counts(self) -> dict[str, list[int]]:
         """Images per class for each split."""
-        return {
-            split: np.bincount(src.labels.astype(int), minlength=self.num_classes).tolist()
-            for split, src in self.splits.items()
-        }
+        return {split: label_counts(src.labels, self.num_classes) for split, src in self.splits.items()}
 
     def fingerprint(self) -> str:
         """Identity of the data a run trains and validates on: classes, and each split's files and labels."""
@@ -171,7 +230,11 @@ class ImageDataset:
         unreadable = f" ({len(self.skipped)} files skipped as unreadable)" if self.skipped else ""
         for split, source in self.splits.items():
             labels = np.asarray(source.labels)
-            if len(labels) and (labels.min() < 0 or labels.max() >= self.num_classes):
+            if is_multi_hot(labels):
+                if labels.shape[1] != self.num_classes:
+                    return [f"dataset {self.name}: split {split!r} has multi-hot rows of {labels.shape[1]} labels for "
+                            f"{self.num_classes} classes; give one column per class"]
+            elif len(labels) and (labels.min() < 0 or labels.max() >= self.num_classes):
                 bad = int(labels.min() if labels.min() < 0 else labels.max())
                 return [f"dataset {self.name}: split {split!r} has label {bad}, but its {self.num_classes} classes "
                         f"take labels 0..{self.num_classes - 1}; fix the labels (or the class list) of the dataset"]
@@ -192,6 +255,27 @@ class ImageDataset:
             raise DataError(problems[0])
 
 
+def label_counts(labels: np.ndarray, num_classes: int) -> list[int]:
+    """Images per class (an image with several labels counts for each)."""
+    labels = np.asarray(labels)
+    if is_multi_hot(labels):
+        return labels.sum(0, dtype=np.int64).tolist()
+    return np.bincount(labels.astype(int), minlength=num_classes).tolist()
+
+
+def strata(labels: np.ndarray) -> np.ndarray:
+    """What a stratified draw keeps the shares of: the class, or for multi-hot rows each image's first label
+    (-1: none), so every class keeps images."""
+    labels = np.asarray(labels)
+    return np.where(labels.any(1), labels.argmax(1), -1) if is_multi_hot(labels) else labels
+
+
+def _relabelled(source: ImageSource, labels: np.ndarray) -> ImageSource:
+    if isinstance(source, FileImages):
+        return FileImages(source.paths, labels)
+    return ArrayImages(source.images, labels, source.cache_spec)
+
+
 def _few(names: list[str], n: int = 5) -> str:
     return ", ".join(names[:n]) + (f" and {len(names) - n} more" if len(names) > n else "")
 
@@ -200,6 +284,7 @@ def stratified_sample(labels: np.ndarray, limit: int, seed: int) -> np.ndarray:
     """Sorted indices of ``limit`` items keeping each label's share (largest remainders; every present
     label at least once while the limit allows)."""
     rng = np.random.default_rng(seed)
+    labels = strata(labels)
     classes, counts = np.unique(labels, return_counts=True)
     share = counts / counts.sum() * limit
     take = np.minimum(counts, np.maximum(np.floor(share).astype(int), 1 if limit >= len(classes) else 0))

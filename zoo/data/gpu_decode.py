@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from zoo.data.dataset import FileImages
+from zoo.data.dataset import FileImages, item_label
 from zoo.imageops import fit_square
 
 log = logging.getLogger("zoo.data")
@@ -37,7 +37,7 @@ class EncodedImages(Dataset):
         return len(self.source)
 
     def __getitem__(self, index: int):
-        path, label = self.source.paths[index], int(self.source.labels[index])
+        path, label = self.source.paths[index], item_label(self.source.labels, index)
         with open(path, "rb") as f:
             data = f.read()
         if gpu_decodable(data):
@@ -62,7 +62,10 @@ def gpu_decodable(data: bytes) -> bool:
 
 
 def _collate(items):
-    return [item for item, _ in items], torch.tensor([label for _, label in items], dtype=torch.int64)
+    labels = [label for _, label in items]
+    if isinstance(labels[0], torch.Tensor):  # multi-hot rows
+        return [item for item, _ in items], torch.stack(labels)
+    return [item for item, _ in items], torch.tensor(labels, dtype=torch.int64)
 
 
 class GpuDecodeBatches:

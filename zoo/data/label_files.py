@@ -1,6 +1,8 @@
-"""Datasets described by label files: list files (``train.txt``) and JSON Lines (``.jsonl``).
+"""Datasets described by label files: list files (``train.txt``), JSON Lines (``.jsonl``) and CSV.
 
-Both name images by path relative to the file and give each a label. Splits come from the file
+All name images by path relative to the file and give each a label; JSON Lines (``"labels": [...]``)
+and CSV (``file,labels`` with space-separated class names) give several, for multi-label data, whose
+labels become multi-hot rows (zoo.data.dataset). Splits come from the file
 names (``train`` + ``val``/``valid``/``validation``/``test``); a single .jsonl without them is split by
 its records' ``split`` field, else 80/20 by zoo. Every label is checked as it is read: a wrong one is
 one line naming the file and line, never a class invented from a typo, nor a crash mid-training.
@@ -8,6 +10,7 @@ one line naming the file and line, never a class invented from a typo, nor a cra
 
 from __future__ import annotations
 
+import csv
 import json
 import logging
 import re
@@ -17,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from zoo.data.dataset import EVAL_SPLIT_NAMES, FileImages, ImageDataset
+from zoo.data.dataset import EVAL_SPLIT_NAMES, FileImages, ImageDataset, multi_hot
 from zoo.data.decode import is_candidate
 from zoo.data.layouts import split_dataset
 from zoo.errors import DataError
@@ -131,11 +134,12 @@ def _jsonl_split_files(root: Path, files: dict[str, Path]) -> ImageDataset:
     entries = {split: _read_jsonl_file(file) for split, file in files.items()}
     classes, labels = _label_indices(list(entries.values()), sum(len(e.paths) for e in entries.values()))
     start = 0
-    for e in entries.values():  # the labels, as indices, back into each split
-        e.labels, start = labels[start:start + len(e.paths)].tolist(), start + len(e.paths)
+    for e in entries.values():  # the labels, as indices (or multi-hot rows), back into each split
+        e.labels, start = list(labels[start:start + len(e.paths)]), start + len(e.paths)
     splits = _without_leaks(entries)
     return ImageDataset(name=root.name, classes=classes, layout="jsonl", root=str(root), splits={
-        split: FileImages(e.paths, np.array(e.labels, dtype=np.int64)) for split, e in splits.items()})
+        split: FileImages(e.paths, np.array(e.labels, dtype=labels.dtype).reshape(len(e.paths), *labels.shape[1:]))
+        for split, e in splits.items()})
 
 
 def _read_jsonl_file(path: Path) -> _Entries:
@@ -154,15 +158,18 @@ def _read_jsonl_file(path: Path) -> _Entries:
             raise DataError(f"{where}: expected an object like {{\"path\": \"img.jpg\", \"label\": \"cat\"}}, "
                             f"got {type(obj).__name__}")
         image = obj.get("path") or obj.get("image") or obj.get("file")
-        if not isinstance(image, str) or "label" not in obj:
-            raise DataError(f"{where}: each line needs a 'path' (a string) and a 'label'")
+        if not isinstance(image, str) or ("label" not in obj and "labels" not in obj):
+            raise DataError(f"{where}: each line needs a 'path' (a string) and a 'label' (or a 'labels' list)")
         if "\0" in image:
             raise DataError(f"{where}: the path holds a NUL byte; no file can be named so, fix the line")
-        label, split = obj["label"], obj.get("split")
-        if isinstance(label, bool) or not isinstance(label, (int, str)) or (isinstance(label, str) and not label.strip()):
-            raise DataError(f"{where}: label {json.dumps(label)} is neither a class name nor a class index")
-        if isinstance(label, int) and label < 0:
-            raise DataError(f"{where}: label {label} is negative; labels are class indices from 0")
+        split = obj.get("split")
+        if "labels" in obj:
+            if not isinstance(obj["labels"], list):
+                raise DataError(f"{where}: 'labels' must be a list of class names (or indices), got "
+                                f"{json.dumps(obj['labels'])[:80]}")
+            label = tuple(sorted(set(_checked_label(item, where) for item in obj["labels"]), key=str))
+        else:
+            label = _checked_label(obj["label"], where)
         if split is not None and not isinstance(split, str):
             raise DataError(f"{where}: split {json.dumps(split)} must be a name such as \"train\" or \"val\"")
         entries.add(str((path.parent / image).resolve()), label, where, split)
@@ -170,8 +177,19 @@ def _read_jsonl_file(path: Path) -> _Entries:
     return entries
 
 
+def _checked_label(label: Any, where: str) -> int | str:
+    if isinstance(label, bool) or not isinstance(label, (int, str)) or (isinstance(label, str) and not label.strip()):
+        raise DataError(f"{where}: label {json.dumps(label)} is neither a class name nor a class index")
+    if isinstance(label, int) and label < 0:
+        raise DataError(f"{where}: label {label} is negative; labels are class indices from 0")
+    return label
+
+
 def _label_indices(all_entries: list[_Entries], n_images: int) -> tuple[list[str], np.ndarray]:
-    """Class names and label indices: all names (sorted) or all indices (0..max), never a mix."""
+    """Class names and label indices: all names (sorted) or all indices (0..max), never a mix. Where a
+    line gives a 'labels' list the labels are multi-hot rows (a single 'label' is then a list of one)."""
+    if any(isinstance(label, tuple) for e in all_entries for label in e.labels):
+        return _multi_hot_labels(all_entries, n_images)
     rows = [(label, where) for e in all_entries for label, where in zip(e.labels, e.where)]
     kind = type(rows[0][0]) if rows else str
     for label, where in rows:
@@ -185,6 +203,72 @@ def _label_indices(all_entries: list[_Entries], n_images: int) -> tuple[list[str
     classes = sorted({label for label, _ in rows})
     index = {name: i for i, name in enumerate(classes)}
     return classes, np.array([index[label] for label, _ in rows], dtype=np.int64)
+
+
+def _multi_hot_labels(all_entries: list[_Entries], n_images: int) -> tuple[list[str], np.ndarray]:
+    rows = [(label if isinstance(label, tuple) else (label,), where)
+            for e in all_entries for label, where in zip(e.labels, e.where)]
+    kinds = {type(item) for labels, _ in rows for item in labels}
+    if len(kinds) > 1:
+        where = next(w for labels, w in rows if any(type(item) is int for item in labels))
+        raise DataError(f"{where}: labels mix class indices and class names; use names everywhere or indices "
+                        "everywhere")
+    if kinds == {int}:
+        count = max(item for labels, _ in rows for item in labels) + 1
+        _check_class_count(count, n_images, all_entries[0].file)
+        return [str(i) for i in range(count)], multi_hot([labels for labels, _ in rows], count)
+    classes = sorted({item for labels, _ in rows for item in labels})
+    index = {name: i for i, name in enumerate(classes)}
+    return classes, multi_hot([[index[item] for item in labels] for labels, _ in rows], len(classes))
+
+
+# -- CSV (multi-label) ------------------------------------------------------------------------------------------
+FILE_COLUMNS, LABEL_COLUMNS = ("file", "image", "path", "filename"), ("labels", "label", "tags")
+
+
+def read_csv(root: Path, val_ratio: float = 0.2, seed: int = 0) -> ImageDataset:
+    """train.csv + val.csv (or valid/test.csv), a header naming the file and labels columns ('file,labels'),
+    labels space-separated class names; classes.txt, when present, fixes the classes and their order."""
+    entries = {split: _read_csv_file(root / f"{split}.csv") for split in SPLITS if (root / f"{split}.csv").is_file()}
+    names = _read_class_names(root / "classes.txt")
+    classes = names if names is not None else sorted({c for e in entries.values() for row in e.labels for c in row})
+    index = {name: i for i, name in enumerate(classes)}
+    for e in entries.values():
+        for row, where in zip(e.labels, e.where):
+            unknown = [c for c in row if c not in index]
+            if unknown:
+                raise DataError(f"{where}: class {unknown[0]!r} is not in {root / 'classes.txt'}; fix the name or "
+                                "add the class there")
+    splits = _without_leaks(entries)
+    return ImageDataset(name=root.name, classes=classes, layout="csv", root=str(root), splits={
+        split: FileImages(e.paths, multi_hot([[index[c] for c in row] for row in e.labels], len(classes)))
+        for split, e in splits.items()})
+
+
+def _read_csv_file(path: Path) -> _Entries:
+    entries = _Entries(path)
+    with path.open(newline="") as f:
+        reader = csv.reader(f)
+        header = [cell.strip().lower() for cell in next(reader, [])]
+        file_col = next((header.index(c) for c in FILE_COLUMNS if c in header), None)
+        label_col = next((header.index(c) for c in LABEL_COLUMNS if c in header), None)
+        if file_col is None or label_col is None:
+            raise DataError(f"{path}:1: expected a header naming a file column and a labels column, such as "
+                            f"'file,labels'; got {','.join(header)[:120]!r}")
+        for line_no, cells in enumerate(reader, 2):
+            if not any(cell.strip() for cell in cells):
+                continue
+            where = f"{path}:{line_no}"
+            if len(cells) <= max(file_col, label_col):
+                raise DataError(f"{where}: expected {len(header)} columns ({','.join(header)}), got {len(cells)}")
+            name, labels = cells[file_col].strip(), tuple(sorted(set(cells[label_col].split())))
+            if not name or "\0" in name:
+                raise DataError(f"{where}: the file name is empty or holds a NUL byte; fix the line")
+            file = (path.parent / name).resolve()
+            if is_candidate(file):
+                entries.add(str(file), labels, where)
+    _warn_duplicates(entries)
+    return entries
 
 
 # -- checks shared by both ----------------------------------------------------------------------------------------

@@ -6,8 +6,10 @@ zoo's own, in the order they are tried (a plugin's layouts are tried before thes
 2. listfile     train.txt + val.txt/valid.txt/test.txt with 'relative/path.jpg <label>', optional classes.txt
 3. jsonl        {"path": ..., "label": name|index, "split": optional} per line: one .jsonl file, or a
                 folder of train.jsonl + val/valid/test.jsonl whose splits come from the files
-4. imagefolder  root/train/<class>/*.jpg, root/val|test/<class>/*.jpg
-5. classfolders root/<class>/*.jpg with no split (zoo splits it, stratified and seeded)
+4. csv          train.csv + val.csv (or valid/test) with a header 'file,labels', labels space-separated
+                class names (Kaggle's multi-label sets), optional classes.txt
+5. imagefolder  root/train/<class>/*.jpg, root/val|test/<class>/*.jpg
+6. classfolders root/<class>/*.jpg with no split (zoo splits it, stratified and seeded)
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from zoo.data.dataset import EVAL_SPLIT_NAMES, FileImages, ImageDataset
+from zoo.data.dataset import EVAL_SPLIT_NAMES, FileImages, ImageDataset, strata
 from zoo.data.decode import iter_class_folders, list_image_files, warn_skipped
 from zoo.data.scan_record import scan_remembered
 from zoo.errors import DataError
@@ -42,6 +44,10 @@ def is_listfile(path: Path) -> bool:
 
 def is_jsonl(path: Path) -> bool:
     return path.suffix == ".jsonl" if path.is_file() else any(n.endswith(".jsonl") for n in _names(path))
+
+
+def is_csv(path: Path) -> bool:
+    return path.is_dir() and (path / "train.csv").is_file()
 
 
 def is_imagefolder(path: Path) -> bool:
@@ -128,6 +134,7 @@ def stratified_split(labels: np.ndarray, val_ratio: float, seed: int) -> tuple[n
     if not 0.0 < val_ratio < 1.0:
         raise DataError(f"validation ratio {val_ratio} must be between 0 and 1")
     rng = np.random.default_rng(seed)
+    labels = strata(labels)
     train, val = [], []
     for label in np.unique(labels):
         members = np.flatnonzero(labels == label)

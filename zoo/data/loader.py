@@ -9,11 +9,11 @@ from contextlib import contextmanager
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from zoo.data.dataset import ArrayImages, ImageSource
+from zoo.data.dataset import ArrayImages, ImageSource, item_label
 
 
 class TransformedImages(Dataset):
-    """(transformed image, label) by index, or by (index, seed) from a SeededSampler."""
+    """(transformed image, label: class index or multi-hot float row) by index, or by (index, seed) from a SeededSampler."""
 
     def __init__(self, source: ImageSource, transform: Callable):
         self.source, self.transform = source, transform
@@ -28,9 +28,9 @@ class TransformedImages(Dataset):
         else:
             image = self.source.load(index)
         if seed is None:
-            return self.transform(image), int(self.source.labels[index])
+            return self.transform(image), item_label(self.source.labels, index)
         with _seeded_cpu_rng(seed):  # the image's own random draw, whichever worker runs it
-            return self.transform(image), int(self.source.labels[index])
+            return self.transform(image), item_label(self.source.labels, index)
 
 
 @contextmanager

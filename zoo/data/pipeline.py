@@ -58,7 +58,8 @@ class CachedBatches:
                  batch_size: int, device: torch.device, shuffle: bool, generator: torch.Generator | None = None,
                  sampler=None, drop_last: bool = False, channels_last: bool = False):
         self.items = _place(items, device)
-        self.labels = torch.as_tensor(labels, dtype=torch.int64).to(self.items.device)
+        labels = torch.as_tensor(labels)  # class indices, or multi-hot rows (BCE wants them as floats)
+        self.labels = labels.to(self.items.device, torch.float32 if labels.ndim == 2 else torch.int64)
         self.transform, self.batch_size, self.device = transform, batch_size, device
         self.shuffle, self.generator, self.sampler, self.drop_last = shuffle, generator, sampler, drop_last
         self.format = _memory_format(channels_last)

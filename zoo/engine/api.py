@@ -27,7 +27,7 @@ from zoo.runs import LAST
 log = logging.getLogger("zoo.engine")
 
 # What a resumed run keeps from its first start: another value would make it a different run.
-FIXED_ON_RESUME = ("model", "image_size", "resize", "crop_pct", "val_ratio", "seed", "optimizer", "freeze", "limit_train",
+FIXED_ON_RESUME = ("model", "task", "image_size", "resize", "crop_pct", "val_ratio", "seed", "optimizer", "freeze", "limit_train",
                    "limit_val")
 
 
@@ -126,7 +126,7 @@ def build_for(cfg: TrainConfig, fresh: bool):
 
         published_weights_file(info)  # offline: the one line comes now, before the data is read and checked
     dataset = create_dataset(cfg.data, data_root=cfg.data_root, val_ratio=cfg.val_ratio, seed=cfg.seed)
-    dataset = dataset.limited(cfg.limit_train, cfg.limit_val, cfg.seed)
+    dataset = dataset.with_task(cfg.task).limited(cfg.limit_train, cfg.limit_val, cfg.seed)
     preprocessing = info.preprocessing(cfg.image_size).with_resize(cfg.resize, cfg.crop_pct)
     torch.manual_seed(cfg.seed)  # the same seed gives the same initial weights
     model = create_model(cfg.model, num_classes=dataset.num_classes, weights=cfg.weights)

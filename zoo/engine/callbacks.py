@@ -66,6 +66,9 @@ class EpochResult:
     val_top5: float = metric()
     val_balanced_accuracy: float = metric()  # mean recall over the classes
     val_macro_f1: float = metric()
+    val_map: float | None = metric(None)  # multi-label: mean average precision over the classes
+    val_micro_f1: float | None = metric(None)  # multi-label, at --threshold
+    val_exact_match: float | None = metric(None)  # multi-label: share of images whose label set is exactly right
     lr: float = metric()
     images_per_s: float = metric()  # training images per second, all processes together
     epoch_time_s: float = metric()
@@ -79,7 +82,8 @@ class EpochResult:
     best_top1: float = 0.0  # the best value of the selection metric (val top-1 unless --select-metric says)
     best_epoch: int = 0
     per_class_accuracy: list[float] = field(default_factory=list)
-    confusion_matrix: list[list[int]] = field(default_factory=list)
+    confusion_matrix: list[list[int]] = field(default_factory=list)  # single-label only
+    multilabel: dict[str, Any] = field(default_factory=dict)  # per_class_ap, tp/fp/fn, tuned_thresholds
 
     @classmethod
     def metric_names(cls) -> list[str]:

@@ -66,6 +66,8 @@ class TrainConfig:
                          choices=("crop", "squash", "letterbox"))
     crop_pct: float | None = option(None, "with --resize crop: input size / resize size (1: the whole shorter side)",
                                     MODEL_DATA, low=0.05, high=1.0, shown="the model's, usually 0.875")
+    task: str = option("auto", "single | multi (several labels per image: sigmoid outputs, BCE loss, mAP)", MODEL_DATA,
+                       choices=("auto", "single", "multi"), shown="auto: multi when an image has other than one label")
     limit_train: int | None = option(None, "train on at most N images, drawn stratified (a quick first run)",
                                      MODEL_DATA, low=1, shown="all")
     limit_val: int | None = option(None, "validate on at most N images, drawn stratified", MODEL_DATA, low=1,
@@ -109,8 +111,12 @@ class TrainConfig:
     sampler: str = option("auto", "order of training images: auto | shuffle | balanced (each class drawn equally)",
                           PIPELINE, choices=("auto", "shuffle", "balanced"), shown="auto: shuffle")
     select_metric: str = option("auto", "what the best checkpoint is best at: auto | top1 | balanced_accuracy | "
-                                "macro_f1", OPTIMISATION, choices=("auto", "top1", "balanced_accuracy", "macro_f1"),
-                                shown="auto: balanced_accuracy when imbalanced, else top1")
+                                "macro_f1 | map (multi-label)", OPTIMISATION,
+                                choices=("auto", "top1", "balanced_accuracy", "macro_f1", "map"),
+                                shown="auto: map for multi-label, balanced_accuracy when imbalanced, else top1")
+    threshold: float = option(0.5, "multi-label: the probability from which a class is predicted (F1, precision, "
+                              "recall, exact match; per-class thresholds tuned on val are saved too)", OPTIMISATION,
+                              above=0, below=1)
     ema: str = option("auto", "exponential moving average of the weights, evaluated and kept in checkpoints: "
                       "auto | off | DECAY (e.g. 0.999)", OPTIMISATION, pattern=EMA_PATTERN, shown="auto: see the start-up line")
     mixup: float | None = option(None, "MixUp alpha (0: off)", OPTIMISATION, low=0, high=10, shown="auto: 0")

@@ -38,6 +38,12 @@ def run_output(quiet: bool) -> Iterator[None]:
 
 def log_epoch(r, imbalanced: bool = False) -> None:
     """One EpochResult as one line."""
+    if r.val_map is not None:  # multi-label
+        log.info("epoch %d/%d  train loss %.4f exact %.3f | val loss %.4f mAP %.3f F1 %.3f macro-F1 %.3f exact %.3f | "
+                 "%.0f img/s, %.1f s, data wait %.0f%%%s", r.epoch, r.epochs, r.train_loss, r.train_top1, r.val_loss,
+                 r.val_map, r.val_micro_f1, r.val_macro_f1, r.val_exact_match, r.images_per_s, r.epoch_time_s,
+                 100 * r.data_wait_frac, "  (best)" if r.improved else "")
+        return
     balanced = f" bal-acc {r.val_balanced_accuracy:.3f} macro-F1 {r.val_macro_f1:.3f}" if imbalanced else ""
     log.info("epoch %d/%d  train loss %.4f top-1 %.3f | val loss %.4f top-1 %.3f top-5 %.3f%s | %.0f img/s, %.1f s, "
              "data wait %.0f%%%s", r.epoch, r.epochs, r.train_loss, r.train_top1, r.val_loss, r.val_top1, r.val_top5,

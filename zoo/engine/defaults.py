@@ -41,8 +41,13 @@ def imbalance_ratio(class_counts: list[int] | None) -> float:
 
 
 def resolve_defaults(cfg: TrainConfig, image_size: int, train_images: int,
-                     class_counts: list[int] | None = None) -> tuple[TrainConfig, list[str]]:
+                     class_counts: list[int] | None = None, multi_label: bool = False) -> tuple[TrainConfig, list[str]]:
     """(the config with every `auto` made concrete, one phrase per value chosen)."""
+    from zoo.errors import TrainingError
+
+    if cfg.select_metric == "map" and not multi_label:
+        raise TrainingError("--select-metric map ranks multi-label predictions; this data has one label per image "
+                            "(use top1, balanced_accuracy or macro_f1, or --task multi)")
     changes, said = {}, []
     ratio = imbalance_ratio(class_counts)
     imbalanced = ratio > IMBALANCED
@@ -52,7 +57,10 @@ def resolve_defaults(cfg: TrainConfig, image_size: int, train_images: int,
             said.append(f"class weights {AUTO_CLASS_WEIGHTS} (largest class {ratio:.0f}x the smallest)")
     if cfg.sampler == "auto":
         changes["sampler"] = "shuffle"
-    if cfg.select_metric == "auto":
+    if cfg.select_metric == "auto" and multi_label:
+        changes["select_metric"] = "map"
+        said.append("multi-label: best checkpoint by mAP")
+    elif cfg.select_metric == "auto":
         changes["select_metric"] = "balanced_accuracy" if imbalanced else "top1"
         if imbalanced:
             said.append("best checkpoint by balanced accuracy")

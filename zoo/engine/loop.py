@@ -11,11 +11,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from zoo.data.dataset import ImageDataset
+from zoo.data.dataset import SINGLE_LABEL, ImageDataset
 from zoo.engine.config import TrainConfig
-from zoo.engine import parts
+from zoo.engine import parts, tasks
 from zoo.engine.parts import autocast
-from zoo.engine.metrics import EvalAccumulator
 from zoo.engine.setup import RunResult, Training, training_session
 from zoo.errors import TrainingError
 from zoo.progress import progress_bar
@@ -38,7 +37,7 @@ def fit(model: nn.Module, dataset: ImageDataset, cfg: TrainConfig, preprocessing
         for epoch in range(t.start_epoch, cfg.epochs):
             t.begin_epoch(epoch)
             train = train_one_epoch(t, epoch)
-            val = evaluate(t.evaluated, t.inputs.eval, t.device, t.amp_dtype, len(t.classes))
+            val = evaluate(t.evaluated, t.inputs.eval, t.device, t.amp_dtype, len(t.classes), t.task, cfg.threshold)
             if t.end_epoch(epoch, train, val):  # checkpoint, metrics, epoch line; True: early stop
                 break
         return t.finish()
@@ -63,16 +62,16 @@ def train_one_epoch(t: Training, epoch: int) -> dict[str, float]:
             targets = labels
             if t.mixing is not None:  # soft targets; top-1 counts the dominant label of each mixed image
                 images, targets = t.mixing(images, labels)
-                labels = targets.argmax(1)
+                labels = targets if labels.ndim == 2 else targets.argmax(1)
             stepping = (micro + 1) % cfg.accumulate_steps == 0
             with nullcontext() if stepping else t.dist.no_sync(model):  # all-reduce once, on the stepping micro-batch
                 with autocast(t.device, t.amp_dtype):
                     logits = model(images)
                     loss = t.criterion(logits, targets)
                 t.scaler.scale(loss / cfg.accumulate_steps).backward()
-            loss_sum += loss.detach() * labels.numel()
-            correct += (logits.detach().argmax(1) == labels).sum()
-            seen += labels.numel()
+            loss_sum += loss.detach() * len(labels)
+            correct += tasks.hits(t.task, logits.detach(), labels, cfg.threshold)
+            seen += len(labels)
             if not stepping:
                 continue
             if cfg.grad_clip:
@@ -94,13 +93,14 @@ def train_one_epoch(t: Training, epoch: int) -> dict[str, float]:
 
 
 @torch.no_grad()
-def evaluate(model, batches, device: torch.device, amp_dtype: torch.dtype | None, num_classes: int) -> dict:
+def evaluate(model, batches, device: torch.device, amp_dtype: torch.dtype | None, num_classes: int,
+             task: str = SINGLE_LABEL, threshold: float = 0.5) -> dict:
     model.eval()
-    acc = EvalAccumulator(num_classes, device)
+    acc = tasks.accumulator(task, num_classes, device, threshold)
     for images, labels in batches:  # already on the device
         with autocast(device, amp_dtype):
             logits = model(images).float()
-        acc.update(logits, labels, nn.functional.cross_entropy(logits, labels, reduction="sum"))
+        acc.update(logits, labels, tasks.eval_loss_sum(task, logits, labels))
     return acc.result()
 
 

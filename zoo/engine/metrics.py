@@ -84,6 +84,8 @@ def write_plots(run: RunFolder, classes: list[str], confusion: list[list[int]]) 
     if plt is None:
         return []
     curves = _save(curves_figure(plt, read_epochs(run.path)), run.file(CURVES))
+    if not confusion:  # multi-label: no confusion matrix (final_metrics.json has TP/FP/FN per class)
+        return [curves]
     return [curves, write_confusion_png(run.file(CONFUSION), classes, confusion)]
 
 

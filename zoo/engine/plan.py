@@ -8,7 +8,7 @@ from typing import Any
 
 from torch import nn
 
-from zoo.data.dataset import ImageDataset
+from zoo.data.dataset import MULTI_LABEL, ImageDataset
 from zoo.data.decoded_cache import cache_budget, format_size
 from zoo.data.inputs import InputOptions, plan_storage
 from zoo.data.transforms import resolve_preset
@@ -28,6 +28,7 @@ class RunPlan:
     model: str
     dataset: str
     layout: str
+    task: str  # single-label or multi-label
     classes: list[str]
     counts: dict[str, list[int]]
     data_fingerprint: str  # which files with which labels (resume checks it; trackers tag it)
@@ -78,7 +79,7 @@ class RunPlan:
         processes = f", {self.world_size} processes" if self.world_size > 1 else ""
         rows = [
             ("model", self.model),
-            ("dataset", f"{self.dataset} ({self.layout}), {len(self.classes)} classes, {split_sizes}"),
+            ("dataset", f"{self.dataset} ({self.layout}, {self.task}), {len(self.classes)} classes, {split_sizes}"),
             ("per class", per_class if len(self.classes) <= 30 else "(more than 30 classes: zoo data check shows them)"),
             ("image size", f"{self.image_size} px (evaluation: {self.geometry})"),
             ("augmentation", f"{self.augment}, {self.pipeline} pipeline, train pixels in {self.pixels} (cache "
@@ -113,7 +114,8 @@ def plan_run(model: nn.Module, dataset: ImageDataset, cfg: TrainConfig, preproce
              estimate_time: bool = False) -> RunPlan:
     """Resolve every `auto` and decide everything the run will do; nothing is written or allocated. The
     caller found (and checked) the run folder."""
-    cfg, chosen = resolve_defaults(cfg, preprocessing.input_size, len(dataset.train), dataset.counts()["train"])
+    cfg, chosen = resolve_defaults(cfg, preprocessing.input_size, len(dataset.train), dataset.counts()["train"],
+                                   multi_label=dataset.task == MULTI_LABEL)
     device = parts.pick_device(cfg.device)
     amp_dtype, precision_reason = parts.precision_decision(cfg.precision, device)
     channels_last = cfg.channels_last if cfg.channels_last is not None else parts.channels_last_default(device)
@@ -132,7 +134,7 @@ def plan_run(model: nn.Module, dataset: ImageDataset, cfg: TrainConfig, preproce
     schedule = cfg.scheduler + (f" after {warmup} warmup steps" if warmup else "")
     lr = cfg.effective_lr
     plan = RunPlan(
-        model=model_name, dataset=dataset.name, layout=dataset.layout, classes=list(dataset.classes),
+        model=model_name, dataset=dataset.name, layout=dataset.layout, task=dataset.task, classes=list(dataset.classes),
         counts=dataset.counts(), data_fingerprint=dataset.fingerprint(), image_size=preprocessing.input_size,
         resize_size=preprocessing.resize_size, geometry=preprocessing.describe(), augment=augment, pixels=pixels,
         cache_budget=format_size(options.cache_budget), pipeline=pipeline,

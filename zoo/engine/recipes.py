@@ -62,7 +62,7 @@ EFFECTIVE_BETA = 0.999  # Cui et al. 2019, "Class-Balanced Loss Based on Effecti
 
 
 def class_weights(mode: str, counts: list[int]) -> torch.Tensor | None:
-    """Loss weights per class: none; "effective" ((1 - beta) / (1 - beta^n), which grows slower than
+    """Loss weights per class (multi-label: positive weights, from each class's positive count): none; "effective" ((1 - beta) / (1 - beta^n), which grows slower than
     1/n, so a class of 10 images among classes of 500 is not weighted 50x); "inverse" (N / (K n)); or a
     JSON file holding one positive number per class. Normalised to a mean weight of 1 per image."""
     from pathlib import Path
@@ -124,8 +124,13 @@ def balanced_sampler(labels, generator: torch.Generator):
 
 
 def _balancing_weights(labels) -> torch.Tensor:
-    """Per image, 1 / its class's count: every class weighs the same in a draw."""
+    """Per image, 1 / its class's count: every class weighs the same in a draw. Multi-hot rows: the
+    rarest of the image's classes decides (an image without labels weighs as the largest class's)."""
     import numpy as np
 
     labels = np.asarray(labels)
+    if labels.ndim == 2:
+        inverse = 1.0 / np.maximum(labels.sum(0), 1)
+        weights = np.where(labels.any(1), (labels * inverse).max(1), inverse.min())
+        return torch.as_tensor(weights, dtype=torch.float64)
     return torch.as_tensor(1.0 / np.bincount(labels)[labels], dtype=torch.float64)

@@ -20,10 +20,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from zoo.data.dataset import ImageDataset
+from zoo.data.dataset import SINGLE_LABEL, ImageDataset
 from zoo.data.decoded_cache import cache_budget
 from zoo.data.inputs import InputOptions, Inputs, build_inputs
-from zoo.engine import feature_cache, parts
+from zoo.engine import feature_cache, parts, tasks
 from zoo.engine.callbacks import CallbackList, EpochResult, create_callback
 from zoo.engine.checkpoint import load_resume_state, unwrap
 from zoo.engine.config import TrainConfig
@@ -42,8 +42,9 @@ from zoo.specs import Preprocessing
 log = logging.getLogger("zoo.engine")
 
 
-SELECTION_KEYS = {"top1": "val_top1", "balanced_accuracy": "val_balanced_accuracy", "macro_f1": "val_macro_f1"}
-SELECTION_NAMES = {"top1": "top-1", "balanced_accuracy": "balanced accuracy", "macro_f1": "macro-F1"}
+SELECTION_KEYS = {"top1": "val_top1", "balanced_accuracy": "val_balanced_accuracy", "macro_f1": "val_macro_f1",
+                  "map": "val_map"}
+SELECTION_NAMES = {"top1": "top-1", "balanced_accuracy": "balanced accuracy", "macro_f1": "macro-F1", "map": "mAP"}
 
 
 @dataclass
@@ -81,6 +82,7 @@ class Training:
     started: float
     ema: WeightsEma | None = None
     mixing: Any = None  # MixUp/CutMix on whole batches -> soft targets
+    task: str = SINGLE_LABEL
     start_epoch: int = 0
     epoch: int = 0
     best_top1: float = -1.0
@@ -128,13 +130,15 @@ class Training:
             epoch=epoch + 1, epochs=self.cfg.epochs, train_loss=train["train_loss"], train_top1=train["train_top1"],
             val_loss=val["val_loss"], val_top1=val["val_top1"], val_top5=val["val_top5"],
             val_balanced_accuracy=val["val_balanced_accuracy"], val_macro_f1=val["val_macro_f1"],
+            val_map=val.get("val_map"), val_micro_f1=val.get("val_micro_f1"), val_exact_match=val.get("val_exact_match"),
             lr=self.optimizer.param_groups[0]["lr"], images=int(images), images_per_s=images / max(seconds, 1e-9),
             epoch_time_s=train["epoch_time_s"], data_wait_frac=train["data_wait_frac"],
             peak_gpu_mem_mb=torch.cuda.max_memory_allocated(self.device) / 2**20 if self.device.type == "cuda" else 0.0,
             elapsed_s=time.perf_counter() - self.started,  # since fit() began: data loading and warm-up included
             compiled_graphs=parts.compiled_graphs() if compiled else None,  # more after epoch 1 means recompiles
             improved=improved, best_top1=self.best_top1, best_epoch=self.best_epoch,
-            per_class_accuracy=val["per_class_accuracy"], confusion_matrix=val["confusion_matrix"])
+            per_class_accuracy=val["per_class_accuracy"], confusion_matrix=val["confusion_matrix"],
+            multilabel=val.get("multilabel", {}))
         self.history.append(result)
         stop = self.callbacks.call("on_epoch_end", result) if self.dist.is_main else None
         stop = self.dist.from_main(stop)  # every process stops together
@@ -163,7 +167,7 @@ def training_session(model: nn.Module, dataset: ImageDataset, cfg: TrainConfig, 
     model_name = model_name or type(model).__name__
     preprocessing = preprocessing or Preprocessing.for_size(cfg.image_size or 224)
     classifier = classifier or find_classifier(model, None)[0]
-    dataset = dataset.limited(cfg.limit_train, cfg.limit_val, cfg.seed)  # a no-op when finetune() did it
+    dataset = dataset.with_task(cfg.task).limited(cfg.limit_train, cfg.limit_val, cfg.seed)  # no-ops after finetune()
     with run_output(cfg.quiet), ExitStack() as held:
         run = open_run(cfg, model_name, dataset.name, resume, dist, held)
         if dist.is_main:
@@ -270,6 +274,7 @@ def prepare(model: nn.Module, dataset: ImageDataset, plan: RunPlan, preprocessin
 
     meta = CheckpointMeta(
         model=plan.model, num_classes=dataset.num_classes, classes=list(dataset.classes), preprocessing=preprocessing,
+        task=dataset.task, threshold=cfg.threshold,
         dataset={"name": dataset.name, "layout": dataset.layout, "eval_split": dataset.eval_split_name,
                  "fingerprint": plan.data_fingerprint},
         training_inputs={"augment": inputs.augment, "pipeline": inputs.pipeline}, run=run.name)
@@ -279,12 +284,12 @@ def prepare(model: nn.Module, dataset: ImageDataset, plan: RunPlan, preprocessin
              "channels_last" if plan.channels_last else "NCHW", cfg.batch_size, cfg.epochs, inputs.augment,
              inputs.pipeline)
     weights = class_weights(cfg.class_weights, dataset.counts()["train"])
-    criterion = nn.CrossEntropyLoss(weight=weights.to(device) if weights is not None else None,
-                                    label_smoothing=cfg.label_smoothing)
+    criterion = tasks.criterion(dataset.task, weights.to(device) if weights is not None else None,
+                                cfg.label_smoothing)
     callbacks = CallbackList([])
     training = Training(cfg, plan, run, list(dataset.classes), model, train_model, eval_model, inputs, device,
                         amp_dtype, optimizer, scheduler, scaler, criterion, frozen, steps_per_epoch, loader_gen, dist,
-                        callbacks, started, ema, mixing, start_epoch=progress["epoch"] + 1,
+                        callbacks, started, ema, mixing, dataset.task, start_epoch=progress["epoch"] + 1,
                         best_top1=progress["best_top1"], best_epoch=progress["best_epoch"])
     callbacks.callbacks = builtin_callbacks(training, meta, callbacks) + user_callbacks
     if cfg.patience is not None:  # last: it sees what every other callback saw

@@ -56,8 +56,12 @@ class Checkpoints(Callback):
 
         t = self.state  # the Training: model, optimizer, schedule, scaler, EMA
         per_class = dict(zip(self.meta.classes, result.per_class_accuracy))
-        meta = replace(self.meta, epoch=result.epoch, per_class_accuracy=per_class,
-                       metrics={"val_top1": result.val_top1, "val_top5": result.val_top5, "val_loss": result.val_loss})
+        scores = {"val_top1": result.val_top1, "val_top5": result.val_top5, "val_loss": result.val_loss}
+        if result.multilabel:  # the tuned thresholds of the epoch the weights come from
+            scores.update(val_map=result.val_map, val_micro_f1=result.val_micro_f1,
+                          val_exact_match=result.val_exact_match, val_macro_f1=result.val_macro_f1)
+        meta = replace(self.meta, epoch=result.epoch, per_class_accuracy=per_class, metrics=scores,
+                       thresholds=list(result.multilabel.get("tuned_thresholds", [])))
         weights = t.weights_to_keep()  # the EMA's when there is one: what was evaluated
         written = []
         if result.improved:
@@ -71,6 +75,7 @@ class Checkpoints(Callback):
         self.run.write_json(FINAL_METRICS, {
             "best_epoch": result.best_epoch, "best_val_top1": result.best_top1, "last_epoch": result.epoch,
             "per_class_accuracy": per_class, "confusion_matrix": result.confusion_matrix, "classes": self.meta.classes,
+            **({"task": "multi-label", **result.multilabel} if result.multilabel else {}),
         })
         if self.run.staged:  # the first checkpoint is complete: the run takes its place (and replaces an old one)
             self.run.promote()

@@ -149,10 +149,12 @@ def export(
         tell_callbacks(loaded.run, out)
     failed = [f for f, r in parity.items() if not r["passed"]]
     if failed and strict:
+        from zoo.exporter.parity import agreement_text
+
         worst = parity[failed[0]]
         raise ExportError(
             f"{failed[0]} export diverged from PyTorch: max |diff| {worst['max_abs_diff']:.2e} (limit "
-            f"{worst['tolerance']:.2e}), top-1 agreement {worst['top1_agreement']:.3f} ({worst['gate']}); "
+            f"{worst['tolerance']:.2e}), {agreement_text(worst)} ({worst['gate']}); "
             f"files kept in {out} for inspection"
         )
     return ExportResult(out, files, parity, seconds)
@@ -263,7 +265,8 @@ def _chosen(format: str | list[str]):  # noqa: A002
 
 
 def _log(name: str, report: dict[str, Any]) -> None:
-    log.info("parity %-12s %s  max |diff| %.2e (limit %.2e)  max prob diff %.2e  top-1 agreement %.3f  "
-             "(%d images, batch %s)", name, "PASS" if report["passed"] else "FAIL", report["max_abs_diff"],
-             report["tolerance"], report["max_prob_diff"], report["top1_agreement"], report["images"],
-             report["batch_sizes"])
+    from zoo.exporter.parity import agreement_text
+
+    log.info("parity %-12s %s  max |diff| %.2e (limit %.2e)  max prob diff %.2e  %s  (%d images, batch %s)", name,
+             "PASS" if report["passed"] else "FAIL", report["max_abs_diff"], report["tolerance"],
+             report["max_prob_diff"], agreement_text(report), report["images"], report["batch_sizes"])

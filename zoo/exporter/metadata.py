@@ -26,12 +26,18 @@ RECIPE = ("decode as `decoding` says; resize (bilinear, antialiased) so the shor
           "top = round((input_size - height) / 2), left likewise. Then divide by 255; subtract mean, divide by std "
           "per RGB channel; NCHW float32. A file with preprocessing embedded takes the decoded uint8 RGB image "
           "as (1, H, W, 3) and does the rest itself.")
+OUTPUTS = {  # what the logits become, by the checkpoint's task
+    "single-label": "softmax over the classes; the label is the most probable class",
+    "multi-label": "sigmoid per class; the labels are every class whose probability >= threshold (or >= its entry of "
+                   "thresholds, tuned per class on validation, when asked for)",
+}
 
 
 def export_metadata(meta: CheckpointMeta, embedded: bool | None = None) -> dict[str, Any]:
     """The checkpoint's metadata plus the whole consumer recipe (nothing machine-specific); with
     ``embedded`` given (the metadata inside one ONNX file), the input that file takes."""
-    values = {**meta.to_dict(), "decoding": DECODING, "recipe": RECIPE}
+    values = {**meta.to_dict(), "activation": activation(meta), "outputs": OUTPUTS[meta.task], "decoding": DECODING,
+              "recipe": RECIPE}
     if embedded is not None:
         values["input"] = "uint8 (N, H, W, 3) RGB" if embedded else "float32 (N, 3, input_size, input_size)"
     return values
@@ -52,12 +58,20 @@ def metadata_props(meta: CheckpointMeta, embedded: bool = False) -> dict[str, st
         "zoo.crop": pre.crop,
         "zoo.channel_order": pre.channel_order,
         "zoo.embedded_preprocessing": json.dumps(embedded),
+        "zoo.task": meta.task,
+        "zoo.activation": activation(meta),
+        "zoo.threshold": json.dumps(meta.threshold),
+        "zoo.thresholds": json.dumps(meta.thresholds),
         "zoo.decoding": json.dumps(DECODING),
         "zoo.recipe": RECIPE,
         "zoo.model": meta.model,
         "zoo.run": meta.run,
         "zoo.meta": json.dumps(export_metadata(meta, embedded)),
     }
+
+
+def activation(meta: CheckpointMeta) -> str:
+    return "sigmoid" if meta.task == "multi-label" else "softmax"
 
 
 def relative_checkpoint(checkpoint: Path, run_name: str | None) -> str:

@@ -6,6 +6,8 @@ Gates (stated in parity.json):
   top1    top-1 agreement >= 0.99 (int8); differences of probabilities reported, not gated;
   and for a file with preprocessing embedded, fed the decoded uint8 images: probabilities within
   1e-3 of `zoo predict`'s and the same top-1 (int8 embedded: agreement >= 0.99).
+A multi-label model is held to the same gates with sigmoid probabilities, and "the same top-1" becomes
+"the same label set" at the model's threshold (label_set_agreement).
 The reference runs in fp32 with TF32 off (TF32 alone breaks parity at 1e-4 on GPUs).
 """
 
@@ -118,30 +120,37 @@ def check(model, images: EvalImages, loaded: LoadedExport, gate: str, atol: floa
           batch_sizes: tuple[int, ...] = BATCH_SIZES, device: str = "cpu") -> dict[str, Any]:
     """One export's parity report (the eager reference run on ``device``)."""
     reference = reference_logits(model, images.tensors, device)
+    threshold = loaded.meta.threshold if loaded.meta.task == "multi-label" else None
+
+    def compared(outputs: np.ndarray) -> dict[str, float]:
+        return compare(reference, outputs, threshold)
+
     if loaded.input == "uint8":  # preprocessing inside: fed what zoo's reader decoded, one image at a time
         outputs = np.concatenate([np.asarray(loaded.run(image[None])) for image in images.decoded])
-        per_batch = {"1": compare(reference, outputs)}
+        per_batch = {"1": compared(outputs)}
         sizes = [1]
     else:
         if loaded.static_batch:
             batch_sizes = tuple(dict.fromkeys((1, loaded.static_batch)))
-        per_batch = {str(min(bs, len(reference))): compare(reference, run_batches(loaded, images.tensors, bs))
+        per_batch = {str(min(bs, len(reference))): compared(run_batches(loaded, images.tensors, bs))
                      for bs in batch_sizes}
         sizes = [min(bs, len(reference)) for bs in batch_sizes]
-    worst = {key: (min if key == "top1_agreement" else max)(stats[key] for stats in per_batch.values())
+    worst = {key: (min if key.endswith("_agreement") else max)(stats[key] for stats in per_batch.values())
              for key in next(iter(per_batch.values()))}
     max_logit = float(np.abs(reference).max())
     tolerance = atol + rtol * max_logit
+    agreement, same, what = (("label_set_agreement", "same label sets", "label-set") if threshold is not None
+                             else ("top1_agreement", "same top-1", "top-1"))
     if gate == "top1":
-        passed, rule = worst["top1_agreement"] >= MIN_AGREEMENT, f"top-1 agreement >= {MIN_AGREEMENT}"
+        passed, rule = worst[agreement] >= MIN_AGREEMENT, f"{what} agreement >= {MIN_AGREEMENT}"
     elif loaded.input == "uint8":
-        passed = worst["top1_agreement"] == 1.0 and worst["max_prob_diff"] <= PROB_TOL
-        rule = f"same top-1 and |probability diff| <= {PROB_TOL} vs zoo predict"
+        passed = worst[agreement] == 1.0 and worst["max_prob_diff"] <= PROB_TOL
+        rule = f"{same} and |probability diff| <= {PROB_TOL} vs zoo predict"
     else:
-        passed = worst["top1_agreement"] == 1.0 and worst["max_abs_diff"] <= tolerance
-        rule = "same top-1 and |logit diff| <= atol + rtol * max|logit|"
+        passed = worst[agreement] == 1.0 and worst["max_abs_diff"] <= tolerance
+        rule = f"{same} and |logit diff| <= atol + rtol * max|logit|"
     return {"passed": bool(passed), "gate": rule, **worst,
-            "top1_agreement_lower_bound": wilson_lower_bound(worst["top1_agreement"], len(reference)), "atol": atol, "rtol": rtol, "max_abs_logit": max_logit, "tolerance": tolerance,
+            "top1_agreement_lower_bound": wilson_lower_bound(worst[agreement], len(reference)), "atol": atol, "rtol": rtol, "max_abs_logit": max_logit, "tolerance": tolerance,
             "images": len(reference), "batch_sizes": sizes, "per_batch_size": per_batch, "source": images.source,
             "reference": f"eager fp32 on {device}, TF32 off", "matmul_precision": "highest"}
 
@@ -160,13 +169,22 @@ def cross_check(model, images: EvalImages, fmt, path: Path, report: dict[str, An
             outputs = np.concatenate([np.asarray(loaded.run(image[None])) for image in images.decoded])
         else:
             outputs = run_batches(loaded, images.tensors, 8)
-        stats = compare(reference, outputs)
-        stats["passed"] = bool(stats["top1_agreement"] == 1.0 and stats["max_prob_diff"] <= PROB_TOL)
+        multi = loaded.meta.task == "multi-label"
+        stats = compare(reference, outputs, loaded.meta.threshold if multi else None)
+        agreement = stats["label_set_agreement" if multi else "top1_agreement"]
+        stats["passed"] = bool(agreement == 1.0 and stats["max_prob_diff"] <= PROB_TOL)
         others[name] = stats
     report["other_runtimes"] = others
     if not all(o["passed"] for o in others.values()):
         report["passed"] = False
         report["gate"] += f"; and in {', '.join(others)}: same top-1, |probability diff| <= {PROB_TOL}"
+
+
+def agreement_text(report: dict[str, Any]) -> str:
+    """How the labels agreed, as the report's lines say it: top-1, or the label sets of a multi-label model."""
+    if "label_set_agreement" in report:
+        return f"label-set agreement {report['label_set_agreement']:.3f} (sigmoid)"
+    return f"top-1 agreement {report.get('top1_agreement', float('nan')):.3f}"
 
 
 def wilson_lower_bound(share: float, n: int, z: float = 1.96) -> float:
@@ -179,20 +197,29 @@ def wilson_lower_bound(share: float, n: int, z: float = 1.96) -> float:
     return float((centre - spread) / (1 + z * z / n))
 
 
-def compare(reference: np.ndarray, candidate: np.ndarray) -> dict[str, float]:
+def compare(reference: np.ndarray, candidate: np.ndarray, threshold: float | None = None) -> dict[str, float]:
+    """Differences of logits and probabilities, top-1 agreement; with a multi-label ``threshold`` the
+    probabilities are sigmoids and the label sets at the threshold are compared too."""
+    from zoo.multilabel import sigmoid
+
     diff = np.abs(reference - candidate)
-    probs = _softmax(reference)
+    activation = _softmax if threshold is None else sigmoid
+    probs = activation(reference)
     changed = reference.argmax(1) != candidate.argmax(1)
     ranked = np.sort(probs, axis=1)
     margins = ranked[:, -1] - ranked[:, -2] if probs.shape[1] > 1 else ranked[:, -1]
-    return {
+    stats = {
         "max_abs_diff": float(diff.max()),
         "max_rel_diff": float((diff / np.maximum(np.abs(reference), 1e-6)).max()),
-        "max_prob_diff": float(np.abs(probs - _softmax(candidate)).max()),
+        "max_prob_diff": float(np.abs(probs - activation(candidate)).max()),
         "top1_agreement": float(1 - changed.mean()),
         # of the images whose label changed, how sure eager fp32 was of its own (top-1 minus top-2 probability)
         "changed_max_margin": float(margins[changed].max()) if changed.any() else 0.0,
     }
+    if threshold is not None:
+        sets_differ = ((probs >= threshold) != (activation(candidate) >= threshold)).any(1)
+        stats["label_set_agreement"] = float(1 - sets_differ.mean())
+    return stats
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:

@@ -147,8 +147,8 @@ def create_app(model: str | Path, **options: Any):
         answers = await batcher.submit([x for _, x in good], top_k)
         results: list[dict[str, Any]] = [{"image": name, "error": x, "top": []} if isinstance(x, str) else {}
                                          for (name, _), x in zip(uploads, decoded)]
-        for (i, _), top in zip(good, answers):
-            results[i] = {"image": uploads[i][0], "top": top}
+        for (i, _), answer in zip(good, answers):
+            results[i] = {"image": uploads[i][0], **answer}
         return results
 
     @app.get("/v1/model", summary="What is served: classes, preprocessing, formats, parity")

@@ -42,7 +42,7 @@ class Batcher:
             await self.queue.join()
             self.task.cancel()
 
-    async def submit(self, inputs: list[Any], top_k: int) -> list[list[dict[str, Any]]]:
+    async def submit(self, inputs: list[Any], top_k: int) -> list[dict[str, Any]]:
         job = _Job(inputs, top_k, asyncio.get_running_loop().create_future())
         await self.queue.put(job)
         return await job.done
@@ -75,7 +75,7 @@ class Batcher:
                 chunk = inputs[start:start + self.max_batch]
                 if self.metrics is not None:
                     self.metrics.batch_size.observe(len(chunk))
-                answers += await asyncio.to_thread(self.predictor.top_k, chunk, k)
+                answers += await asyncio.to_thread(self.predictor.answers, chunk, k)
         except Exception as exc:  # noqa: BLE001 - every waiting request gets the error, the server goes on
             for job in jobs:
                 if not job.done.done():
@@ -84,4 +84,4 @@ class Batcher:
         for job in jobs:
             mine, answers = answers[:len(job.inputs)], answers[len(job.inputs):]
             if not job.done.done():
-                job.done.set_result([top[:job.top_k] for top in mine])
+                job.done.set_result([{**answer, "top": answer["top"][:job.top_k]} for answer in mine])
