@@ -1,4 +1,4 @@
-"""zoo data check."""
+"""zoo data check, zoo data pack."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import typer
 
 from zoo.cli.app import app
 
-data_app = typer.Typer(help="Inspect datasets.", no_args_is_help=True)
-app.add_typer(data_app, name="data", short_help="Inspect a dataset   e.g. zoo data check ./my_images")
+data_app = typer.Typer(help="Inspect and pack datasets.", no_args_is_help=True)
+app.add_typer(data_app, name="data", short_help="Inspect or pack a dataset   e.g. zoo data check ./my_images")
 
 
 @data_app.command("check", help="Layout, classes and counts per split, bad files, train/val duplicates, image sizes."
@@ -53,3 +53,24 @@ def check_command(
         typer.echo(f"error: {problem}", err=True)
     if not report.ok:
         raise typer.Exit(1)
+
+
+@data_app.command("pack", help="Write a dataset as WebDataset tar shards (image bytes as stored, labels, a dataset.json "
+                  "card) that `zoo finetune --data OUT` trains on streaming. Shards are written whole or not at all; "
+                  "packing again after a stop continues after the last whole shard."
+                  "\n\nExample: zoo data pack food20 shards/food20 --shard-size 256MB")
+def pack_command(
+    data: str = typer.Argument(..., help="dataset name or path"),
+    output: str = typer.Argument(..., metavar="OUT", help="folder for the shards (empty, new, or a stopped pack)"),
+    shard_size: str = typer.Option("512MB", "--shard-size", help="bytes of images per shard, e.g. 512MB or 1GiB"),
+    data_root: str = typer.Option(None, help="folder holding named datasets"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
+) -> None:
+    from zoo.data.shards import pack
+
+    result = pack(data, output, shard_size, data_root=data_root, progress=not quiet)
+    for split, info in result.splits.items():
+        typer.echo(f"{split:<6} {info['samples']:>8} samples in {info['shards']} shards")
+    if result.resumed_shards:
+        typer.echo(f"kept {result.resumed_shards} shards a stopped pack had finished")
+    typer.echo(f"packed into {result.output}; train with: zoo finetune MODEL --data {result.output}")

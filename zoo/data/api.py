@@ -53,7 +53,11 @@ def create_dataset(
     """
     from zoo.data.layouts import read_layout
 
-    if isinstance(data, Path) or looks_like_path(str(data)):
+    if isinstance(data, str) and "://" in data:  # packed shards anywhere fsspec reads (http, s3, gs, ...)
+        from zoo.data.shards import read_shards
+
+        dataset = read_shards(data)
+    elif isinstance(data, Path) or looks_like_path(str(data)):
         dataset = read_layout(Path(data), layout, **kwargs)
     else:
         info = dataset_info(str(data))

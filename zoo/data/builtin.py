@@ -8,6 +8,7 @@ FOLDER_FACTORY = "zoo.data.named:folder_dataset"
 # zoo's dataset layouts (see zoo/data/layouts.py), tried in this order: name, reader, description.
 # Detectors are zoo.data.layouts:is_<name>. Strings, so registering them imports nothing.
 LAYOUTS = (
+    ("shards", "zoo.data.shards:read_shards", "WebDataset shards with a dataset.json card (zoo data pack)"),
     ("cifar", "zoo.data.cifar:read_cifar", "CIFAR pickles (data_batch_N/test_batch) or their .tar.gz"),
     ("listfile", "zoo.data.label_files:read_listfiles", "train.txt list files ('path label' per line)"),
     ("jsonl", "zoo.data.label_files:read_jsonl", "a .jsonl file (or train.jsonl + valid.jsonl)"),

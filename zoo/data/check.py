@@ -90,7 +90,7 @@ def _sizes(dataset: ImageDataset) -> dict[str, Any]:
             heights.append(source.images.shape[1])
             widths.append(source.images.shape[2])
             continue
-        for path in source.paths:
+        for path in getattr(source, "paths", ()):  # packed shards: not opened for a check
             with Image.open(path) as im:  # header only
                 widths.append(im.width)
                 heights.append(im.height)

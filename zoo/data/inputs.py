@@ -34,6 +34,7 @@ class InputOptions:
     workers: int | None = None  # DataLoader workers (default: by device and cores)
     channels_last: bool = False
     cache_budget: int = CACHE_BUDGET_BYTES  # bytes a decode-once cache may take in memory (auto)
+    seed: int = 0  # streamed shards: the order and augmentation draws of each epoch
 
 
 @dataclass
@@ -54,6 +55,10 @@ def build_inputs(dataset: ImageDataset, preprocessing: Preprocessing, options: I
     ``sampler_for(dataset)`` gives a DistributedSampler under torchrun, else None.
     """
     opts, channels_last = options, options.channels_last
+    from zoo.data.shards import stream_inputs, uses_shards
+
+    if uses_shards(dataset):
+        return stream_inputs(dataset, preprocessing, opts, device)
     if opts.pipeline == "gpu-decode":
         if all(isinstance(dataset.splits[s], FileImages) for s in ("train", dataset.eval_split_name)):
             return _gpu_decode_inputs(dataset, preprocessing, opts, device, generator, sampler_for)
@@ -123,8 +128,12 @@ def _gpu_decode_inputs(dataset: ImageDataset, preprocessing: Preprocessing, opts
 
 
 def plan_storage(dataset: ImageDataset, preprocessing: Preprocessing, options: InputOptions) -> tuple[str, str]:
-    """(where the train split's pixels will live: "memory", "disk" or "files"; the pipeline: "device" or
-    "workers"), decided as build_inputs decides, without decoding anything."""
+    """(where the train split's pixels will live: "memory", "disk", "files" or "shards"; the pipeline:
+    "device", "workers" or "stream"), decided as build_inputs decides, without decoding anything."""
+    from zoo.data.shards import uses_shards
+
+    if uses_shards(dataset):
+        return "shards", "stream"
     if options.pipeline == "gpu-decode" and isinstance(dataset.train, FileImages):
         return "files", "gpu-decode"
     spec = CacheSpec.for_training(preprocessing)

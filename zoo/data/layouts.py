@@ -2,6 +2,7 @@
 
 zoo's own, in the order they are tried (a plugin's layouts are tried before these):
 
+0. shards       `zoo data pack`'s WebDataset shards: a folder with dataset.json (zoo.data.shards)
 1. cifar        torchvision's cifar-10-batches-py/ or cifar-100-python/ pickles, or their .tar.gz
 2. listfile     train.txt + val.txt/valid.txt/test.txt with 'relative/path.jpg <label>', optional classes.txt
 3. jsonl        {"path": ..., "label": name|index, "split": optional} per line: one .jsonl file, or a
@@ -14,6 +15,7 @@ zoo's own, in the order they are tried (a plugin's layouts are tried before thes
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
@@ -29,6 +31,19 @@ log = logging.getLogger("zoo.data")
 
 
 # -- detection: names only, never pixels ------------------------------------------------------------------------
+SHARDS_CARD, SHARDS_FORMAT = "dataset.json", "zoo-shards/1"  # what `zoo data pack` writes (zoo.data.shards)
+
+
+def is_shards(path: Path) -> bool:
+    card = path / SHARDS_CARD if path.is_dir() else path
+    if card.name != SHARDS_CARD or not card.is_file():
+        return False
+    try:
+        return json.loads(card.read_text()).get("format") == SHARDS_FORMAT
+    except (OSError, ValueError):
+        return False
+
+
 def is_cifar(path: Path) -> bool:
     from zoo.data.cifar import CIFAR_FOLDERS
 

@@ -239,7 +239,7 @@ def prepare(model: nn.Module, dataset: ImageDataset, plan: RunPlan, preprocessin
     frozen = parts.frozen_modules(model, cfg.freeze, classifier)
     loader_gen = torch.Generator()
     options = InputOptions(cfg.batch_size, cfg.augment, cfg.cache, cfg.pipeline, cfg.workers, plan.channels_last,
-                           cache_budget(cfg.cache_budget))
+                           cache_budget(cfg.cache_budget), cfg.seed)
     inputs = build_inputs(dataset, preprocessing, options, device, loader_gen, sampler_for(cfg, dist, loader_gen))
     steps_per_epoch = min(plan.steps_per_epoch, max(1, len(inputs.train) // cfg.accumulate_steps))
 
