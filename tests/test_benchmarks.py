@@ -26,6 +26,8 @@ BENCHMARKS = {
     # zoo serve, --max-batch 1 and a naive server at 2 concurrencies, bare runtime at batch 1 and the batch formed
     "serve_load": ("images_per_s", 8, "hymenoptera"),
     "imbalance": ("train_images", 4, "food20"),
+    "multilabel": ("map", 2, "food20-multilabel"),  # threshold 0.5 and tuned
+    "scale": ("check_cold_s", 2, None),  # 200 and 400 files
 }
 
 

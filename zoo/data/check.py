@@ -44,19 +44,23 @@ def check_dataset(dataset: ImageDataset) -> DataReport:
     if "train" in dataset.splits:
         eval_name = next((s for s in dataset.splits if s != "train"), None)
         if eval_name:
-            train_hashes = _hashes(dataset.splits["train"])
-            for key, name in _hashes(dataset.splits[eval_name]).items():
-                if key in train_hashes:
-                    report.duplicates.append((train_hashes[key], name))
+            report.duplicates = _duplicates(dataset.splits["train"], dataset.splits[eval_name])
     report.size_range = _sizes(dataset)
     report.warnings += imbalance_warning(dataset)
     return report
 
 
+IMBALANCED = 5.0  # largest / smallest training class above which a run is treated as imbalanced
+
+
+def imbalance_ratio(class_counts: list[int] | None) -> float:
+    """Largest over smallest training class (1.0 when unknown or balanced)."""
+    counts = [c for c in (class_counts or []) if c > 0]
+    return max(counts) / min(counts) if counts else 1.0
+
+
 def imbalance_warning(dataset: ImageDataset) -> list[str]:
     """One line when the largest training class has more than 5x the images of the smallest, with the options."""
-    from zoo.engine.defaults import IMBALANCED, imbalance_ratio
-
     counts = dataset.counts().get("train", [])
     ratio = imbalance_ratio(counts)
     if ratio <= IMBALANCED:
@@ -67,6 +71,17 @@ def imbalance_warning(dataset: ImageDataset) -> list[str]:
             f"{dataset.classes[smallest]} {counts[smallest]} ({ratio:.0f}x); zoo finetune then weighs the loss by "
             "class (--class-weights auto), keeps the checkpoint best at balanced accuracy (--select-metric) and shows "
             "balanced accuracy and macro-F1; --sampler balanced draws every class equally"]
+
+
+def _duplicates(train, evaluation) -> list[tuple[str, str]]:
+    """(train file, evaluation file) pairs with the same bytes."""
+    if all(isinstance(s, FileImages) and s.digests is not None for s in (train, evaluation)):
+        # the scan's (remembered) SHA-1s, matched by numpy: no file read, no Python object per file
+        ours, theirs = (np.ascontiguousarray(s.digests).view("V20").ravel() for s in (train, evaluation))
+        _, in_train, in_eval = np.intersect1d(ours, theirs, return_indices=True)
+        return [(train.paths[int(i)], evaluation.paths[int(j)]) for i, j in zip(in_train, in_eval)]
+    train_hashes = _hashes(train)
+    return [(train_hashes[key], name) for key, name in _hashes(evaluation).items() if key in train_hashes]
 
 
 def _hashes(source) -> dict[str, str]:
@@ -89,6 +104,10 @@ def _sizes(dataset: ImageDataset) -> dict[str, Any]:
         if isinstance(source, ArrayImages):
             heights.append(source.images.shape[1])
             widths.append(source.images.shape[2])
+            continue
+        if isinstance(source, FileImages) and source.sizes is not None and len(source.sizes):  # from the scan
+            widths.extend([int(source.sizes[:, 0].min()), int(source.sizes[:, 0].max())])
+            heights.extend([int(source.sizes[:, 1].min()), int(source.sizes[:, 1].max())])
             continue
         for path in getattr(source, "paths", ()):  # packed shards: not opened for a check
             with Image.open(path) as im:  # header only

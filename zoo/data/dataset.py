@@ -44,10 +44,69 @@ def multi_hot(rows: Sequence[Sequence[int]], num_classes: int) -> np.ndarray:
     return out
 
 
-@dataclass(repr=False)
+class PackedPaths(Sequence[str]):
+    """File paths as one buffer of UTF-8 bytes and an offsets array: a sequence of str that costs its
+    characters plus 8 bytes per file, where a list of str costs about 100 bytes more (an object each).
+    The longest folder all paths share is kept once."""
+
+    def __init__(self, paths: Sequence[str] | PackedPaths = (), *, _parts: tuple | None = None):
+        if _parts is not None:
+            self.prefix, self.blob, self.offsets = _parts
+            return
+        paths = list(paths)
+        prefix = os.path.commonprefix(paths) if len(paths) > 1 else ""
+        prefix = prefix[:prefix.rfind("/") + 1]  # whole folders only
+        encoded = [p[len(prefix):].encode("utf-8", "surrogateescape") for p in paths]
+        self.prefix, self.blob = prefix, b"".join(encoded)
+        self.offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
+        np.cumsum([len(e) for e in encoded], out=self.offsets[1:])
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return self.take(range(*index.indices(len(self))))
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError(f"path index {index} out of range")
+        start, end = self.offsets[index], self.offsets[index + 1]
+        return self.prefix + self.blob[start:end].decode("utf-8", "surrogateescape")
+
+    def __iter__(self):
+        if self.blob.isascii():  # byte offsets are character offsets: decode once
+            text, offsets = self.blob.decode("ascii"), self.offsets.tolist()
+            return iter([self.prefix + text[a:b] for a, b in zip(offsets, offsets[1:])])
+        return (self[i] for i in range(len(self)))
+
+    def absolute(self):
+        """The paths made absolute (the shared folder resolved once, not per file)."""
+        prefix = os.path.abspath(self.prefix) + "/" if self.prefix else ""
+        plain = PackedPaths(_parts=(prefix, self.blob, self.offsets))
+        return iter(plain) if prefix else (os.path.abspath(p) for p in self)
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Sequence) and len(self) == len(other) and all(a == b for a, b in zip(self, other))
+
+    def take(self, indices) -> PackedPaths:
+        return PackedPaths([self[int(i)] for i in indices])
+
+    def nbytes(self) -> int:
+        return len(self.blob) + self.offsets.nbytes
+
+
+@dataclass(repr=False, eq=False)
 class FileImages:
-    paths: list[str]
+    paths: Sequence[str]  # a PackedPaths (lists given are packed)
     labels: np.ndarray
+    identity: str | None = None  # the files' identity when read (scan_record.files_identity): caches' key
+    sizes: np.ndarray | None = None  # (N, 2) width, height, from the scan (zoo data check reads no header)
+    digests: np.ndarray | None = None  # (N, 20) SHA-1 of the bytes, from the scan (duplicates between splits)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.paths, PackedPaths):
+            self.paths = PackedPaths(self.paths)
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -64,7 +123,13 @@ class FileImages:
             raise DataError(f"image {self.paths[index]} can no longer be read: {exc}") from exc
 
     def subset(self, indices: Sequence[int] | np.ndarray) -> FileImages:
-        return FileImages([self.paths[i] for i in indices], self.labels[np.asarray(indices, dtype=int)])
+        idx = np.asarray(indices, dtype=int)
+        identity = None
+        if self.identity is not None:  # the same files, a known part of them: no need to stat them again
+            identity = hashlib.sha256(f"{self.identity}|".encode() + idx.astype(np.int64).tobytes()).hexdigest()[:32]
+        return FileImages(self.paths.take(idx), self.labels[idx], identity,
+                          None if self.sizes is None else self.sizes[idx],
+                          None if self.digests is None else self.digests[idx])
 
     def fingerprint(self, root: str = "") -> str:
         """Which files with which labels (names relative to ``root``, so a moved copy matches)."""
@@ -272,7 +337,7 @@ def strata(labels: np.ndarray) -> np.ndarray:
 
 def _relabelled(source: ImageSource, labels: np.ndarray) -> ImageSource:
     if isinstance(source, FileImages):
-        return FileImages(source.paths, labels)
+        return FileImages(source.paths, labels, source.identity, source.sizes, source.digests)
     return ArrayImages(source.images, labels, source.cache_spec)
 
 

@@ -10,7 +10,10 @@ Rules (see ../shared/data/bad_inputs/expected.json):
 
 from __future__ import annotations
 
+import hashlib
+import io
 import logging
+import os
 import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -34,7 +37,7 @@ class BadImageError(Exception):
 
 def is_candidate(path: Path) -> bool:
     """Whether a file should be considered an image at all (no warning for the rest)."""
-    return not path.name.startswith(".") and path.suffix.lower() in IMAGE_EXTENSIONS
+    return _candidate_name(Path(path).name)
 
 
 def open_checked(path: str | Path | BinaryIO, max_pixels: int = MAX_PIXELS) -> Image.Image:
@@ -74,19 +77,22 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
-def decode_rgb(path: str | Path | BinaryIO, draft_size: tuple[int, int] | None = None) -> Image.Image:
+def decode_rgb(path: str | Path | BinaryIO, draft_size: tuple[int, int] | None = None, declared: bool = False):
     """Decode one file to an RGB PIL image, or raise BadImageError naming what is wrong.
 
     ``draft_size`` lets JPEGs decode at a reduced scale (much faster) when the caller will
-    shrink the image anyway.
+    shrink the image anyway; with ``declared`` only the size the file declares comes back (the decode
+    still proves the file is readable).
     """
     image = open_checked(path)
+    size = image.size
     try:
         if draft_size is not None and image.format == "JPEG":
             image.draft("RGB", draft_size)
         image.seek(0)  # first frame of animations
         image.load()
-        return to_rgb(image)
+        rgb = to_rgb(image)
+        return size if declared else rgb
     except BadImageError:
         raise
     except (OSError, SyntaxError, ValueError) as exc:
@@ -125,24 +131,36 @@ class ScanResult:
 
     good: list[int] = field(default_factory=list)  # indices into the scanned list
     bad: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
+    sizes: np.ndarray | None = None  # (N, 2) width, height of every scanned file (0, 0: unreadable)
+    digests: np.ndarray | None = None  # (N, 20) SHA-1 of every file's bytes (duplicates between splits)
 
 
 def scan_images(paths: Sequence[str | Path], warn: bool = True) -> ScanResult:
-    """Decode every file once (JPEGs at reduced scale) to find the ones that cannot be used."""
+    """Read every file once: its SHA-1, its size, and a decode (JPEGs at reduced scale) to find the ones
+    that cannot be used."""
 
-    def check(index: int) -> str | None:
+    def check(index: int) -> tuple[str | None, tuple[int, int], bytes]:
         try:
-            decode_rgb(paths[index], draft_size=(64, 64))
+            with open(paths[index], "rb") as f:
+                data = f.read()
+        except OSError as exc:
+            return f"unreadable ({exc})", (0, 0), bytes(20)
+        digest = hashlib.sha1(data).digest()
+        try:
+            image = decode_rgb(io.BytesIO(data), draft_size=(64, 64), declared=True)
         except BadImageError as exc:
-            return str(exc)
-        return None
+            return str(exc), (0, 0), digest
+        return None, image, digest
 
     result = ScanResult()
-    for index, (path, problem) in enumerate(zip(paths, map_indices(check, len(paths)))):
+    checked = map_indices(check, len(paths))
+    for index, (path, (problem, _, _)) in enumerate(zip(paths, checked)):
         if problem is None:
             result.good.append(index)
         else:
             result.bad.append((str(path), problem))
+    result.sizes = np.array([size for _, size, _ in checked], dtype=np.int32).reshape(len(paths), 2)
+    result.digests = np.frombuffer(b"".join(d for _, _, d in checked), dtype=np.uint8).reshape(len(paths), 20)
     if warn:
         warn_skipped(result.bad)
     return result
@@ -161,9 +179,27 @@ def warn_skipped(bad: Sequence[tuple[str, str]]) -> None:
                     len(bad) - SHOWN_SKIPS)
 
 
-def list_image_files(folder: Path) -> list[Path]:
-    """Image candidates directly inside folder, sorted (hidden/junk/non-image files left out)."""
-    return sorted(p for p in folder.iterdir() if p.is_file() and is_candidate(p))
+def list_image_files(folder: Path | str) -> list[str]:
+    """Image candidates directly inside folder as sorted path strings (hidden/junk/non-image files left
+    out). os.scandir: the file type comes with the directory entry, no stat per file."""
+    base = os.fspath(folder)
+    with os.scandir(base) as entries:
+        names = [e.name for e in entries if _candidate_name(e.name) and e.is_file()]
+    return [os.path.join(base, name) for name in sorted(names)]
+
+
+def list_folders(folders: Sequence[Path]) -> list[list[str]]:
+    """list_image_files of each folder, listed by threads (scandir waits on the file system, not the GIL)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    if len(folders) < 2:
+        return [list_image_files(f) for f in folders]
+    with ThreadPoolExecutor(max_workers=min(16, len(folders))) as pool:
+        return list(pool.map(list_image_files, folders))
+
+
+def _candidate_name(name: str) -> bool:
+    return not name.startswith(".") and os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
 
 
 def iter_class_folders(root: Path) -> Iterable[Path]:

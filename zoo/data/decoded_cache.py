@@ -2,7 +2,8 @@
 square (see CacheSpec), as uint8 arrays. Epochs after the first then do no JPEG work, and
 augmentation runs on the cached pixels (on the GPU when training there).
 
-In memory (``decode_once``) it lasts one run; on disk (``decode_once_to_disk``) it is a .npy file
+In memory (``decode_once``) it lasts one run (a split that was slow to decode is kept on disk too, and
+read back by the next run over the same files); on disk (``decode_once_to_disk``) it is a .npy file
 under zoo's cache, memory-mapped, written atomically and reused by later runs over the same files
 (keyed by the files' identities, zoo.files.stat_fingerprint, and the side). A run holds a shared
 lock on the cache file it reads, and on the one it writes, so `zoo cache clear` leaves both alone.
@@ -11,6 +12,9 @@ lock on the cache file it reads, and on the one it writes, so `zoo cache clear` 
 from __future__ import annotations
 
 import logging
+import mmap
+import shutil
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +25,7 @@ from PIL import Image
 from zoo.data.dataset import ArrayImages, FileImages, ImageSource
 from zoo.data.parallel import map_indices
 from zoo.errors import DataError
-from zoo.files import atomic_target, hold_shared, stat_fingerprint
+from zoo.files import DiskFullError, atomic_target, hold_shared, stat_fingerprint
 from zoo.specs import Preprocessing
 
 log = logging.getLogger("zoo.data")
@@ -105,11 +109,74 @@ def is_cached(source: ImageSource, spec: CacheSpec) -> bool:
 
 
 def decode_once(source: ImageSource, spec: CacheSpec) -> ArrayImages:
-    """The whole split in memory. Array sources (CIFAR at 32 px for a 64 px model) are brought to the spec too."""
+    """The whole split in memory. Array sources (CIFAR at 32 px for a 64 px model) are brought to the spec too.
+
+    Files are decoded straight into one shared block (a forked worker's writes land in it: no per-image
+    arrays to stack, no second copy at the peak). A split that took more than REMEMBER_AFTER_S to decode
+    is also kept on disk under zoo's cache, as ``--cache disk`` keeps it, and the next run over the same
+    files reads it back instead of decoding again.
+    """
     if is_cached(source, spec):
         return source
-    images = np.stack(map_indices(spec.loader(source), len(source)))
+    if isinstance(source, FileImages):
+        remembered = _remembered(source, spec)
+        if remembered is not None:
+            return ArrayImages(remembered, source.labels, spec)
+    started = time.perf_counter()
+    images = _shared_array((len(source), spec.side, spec.side, 3))
+    load = spec.loader(source)
+
+    def fill(index: int) -> None:
+        images[index] = load(index)
+
+    map_indices(fill, len(source))
+    if isinstance(source, FileImages) and time.perf_counter() - started > REMEMBER_AFTER_S:
+        _remember(source, spec, images)
     return ArrayImages(images, source.labels, spec)
+
+
+REMEMBER_AFTER_S = 2.0  # decoding that took longer is kept on disk for the next run (reading it back: ~0.1 s/GB)
+
+
+def _shared_array(shape: tuple[int, ...]) -> np.ndarray:
+    """uint8 zeros in an anonymous shared mapping: processes forked to fill it write into this very memory."""
+    size = int(np.prod(shape))
+    if size == 0:
+        return np.zeros(shape, dtype=np.uint8)
+    return np.frombuffer(mmap.mmap(-1, size), dtype=np.uint8).reshape(shape)
+
+
+def _remembered(source: FileImages, spec: CacheSpec) -> np.ndarray | None:
+    """The split's pixels as an earlier run over the same files kept them (read into memory), or None."""
+    from zoo.hub import cache_dir
+
+    path = cache_dir("decoded") / f"{_disk_key(source, spec)}.npy"
+    if not path.is_file() or hold_shared(path) is None:
+        return None
+    try:
+        images = np.load(path)
+    except (OSError, ValueError) as exc:
+        log.debug("decoded cache %s not read (%s): decoding again", path, exc)
+        return None
+    if images.shape != (len(source), spec.side, spec.side, 3) or images.dtype != np.uint8:
+        return None
+    log.info("read the decoded cache an earlier run kept (%s, %s)", path.name, format_size(images.nbytes))
+    return images
+
+
+def _remember(source: FileImages, spec: CacheSpec, images: np.ndarray) -> None:
+    from zoo.hub import cache_dir
+
+    path = cache_dir("decoded") / f"{_disk_key(source, spec)}.npy"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if shutil.disk_usage(path.parent).free < 2 * images.nbytes:
+            log.debug("decoded cache not kept: less than twice its size free in %s", path.parent)
+            return
+        with atomic_target(path, suffix=".npy") as tmp:
+            np.save(tmp, images)
+    except (OSError, DiskFullError) as exc:  # a read-only or full cache folder: decoding each run is the cost
+        log.debug("decoded cache not kept: %s", exc)
 
 
 def decode_once_to_disk(source: FileImages, spec: CacheSpec, folder: Path | None = None) -> ArrayImages:
@@ -139,7 +206,10 @@ def decode_once_to_disk(source: FileImages, spec: CacheSpec, folder: Path | None
 
 
 def _disk_key(source: FileImages, spec: CacheSpec) -> str:
-    return stat_fingerprint(source.paths, spec.key())
+    """The files' identity (taken once, when the dataset was read) with the geometry."""
+    from zoo.data.scan_record import keyed
+
+    return keyed(source.identity, spec.key()) if source.identity else stat_fingerprint(source.paths, spec.key())
 
 
 def _image(source: ImageSource, index: int, draft: int | None) -> Image.Image:

@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from zoo.data.dataset import EVAL_SPLIT_NAMES, FileImages, ImageDataset, strata
-from zoo.data.decode import iter_class_folders, list_image_files, warn_skipped
-from zoo.data.scan_record import scan_remembered
+from zoo.data.decode import iter_class_folders, list_folders, list_image_files, warn_skipped
+from zoo.data.scan_record import files_identity, scan_remembered
 from zoo.errors import DataError
 from zoo.specs import Layout, resolve_callable
 
@@ -118,29 +118,24 @@ def read_imagefolder(root: Path, val_ratio: float = 0.2, seed: int = 0) -> Image
         raise DataError(f"{root / 'train'} has no class folders")
     splits = {}
     for split in split_dirs:
-        paths, labels = [], []
-        for label, name in enumerate(classes):
-            folder = root / split / name
-            if folder.is_dir():
-                files = list_image_files(folder)
-                paths += [str(f) for f in files]
-                labels += [label] * len(files)
+        present = [(label, root / split / name) for label, name in enumerate(classes) if (root / split / name).is_dir()]
+        listed = list_folders([folder for _, folder in present])
+        paths = [path for files in listed for path in files]
+        labels = np.repeat([label for label, _ in present], [len(files) for files in listed]).astype(np.int64)
         extra = {d.name for d in iter_class_folders(root / split)} - set(classes)
         if extra:
             raise DataError(f"{root / split} has classes missing from train/: {', '.join(sorted(extra))}")
-        splits[split] = FileImages(paths, np.array(labels, dtype=np.int64))
+        splits[split] = FileImages(paths, labels)
     return ImageDataset(name=root.name, classes=classes, splits=splits, layout="imagefolder", root=str(root))
 
 
 def read_classfolders(root: Path, val_ratio: float = 0.2, seed: int = 0) -> ImageDataset:
-    folders = [d for d in iter_class_folders(root) if list_image_files(d)]
-    classes = [d.name for d in folders]  # sorted order is the label; '000_one' keeps its name
-    paths, labels = [], []
-    for label, folder in enumerate(folders):
-        files = list_image_files(folder)
-        paths += [str(f) for f in files]
-        labels += [label] * len(files)
-    images = FileImages(paths, np.array(labels, dtype=np.int64))
+    folders = list(iter_class_folders(root))
+    listed = [(folder, files) for folder, files in zip(folders, list_folders(folders)) if files]
+    classes = [folder.name for folder, _ in listed]  # sorted order is the label; '000_one' keeps its name
+    paths = [path for _, files in listed for path in files]
+    labels = np.repeat(np.arange(len(listed)), [len(files) for _, files in listed]).astype(np.int64)
+    images = FileImages(paths, labels)
     return split_dataset(root.name, classes, images, "classfolders", str(root), val_ratio, seed)
 
 
@@ -184,7 +179,12 @@ def drop_bad_files(dataset: ImageDataset) -> None:
     for split, source in list(dataset.splits.items()):
         if not isinstance(source, FileImages) or not len(source):
             continue
-        result = scan_remembered(source.paths, warn=False)  # named below, the first ten of all splits
+        try:
+            source.identity = files_identity(source.paths)
+        except OSError:
+            source.identity = None  # a file vanished since it was listed: the scan names it
+        result = scan_remembered(source.paths, warn=False, identity=source.identity)  # named below, ten of all
+        source.sizes, source.digests = result.sizes, result.digests
         if result.bad:
             dataset.skipped.extend(result.bad)
             dataset.splits[split] = source.subset(result.good)

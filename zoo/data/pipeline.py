@@ -102,9 +102,11 @@ class CachedBatches:
 
 
 def _place(items: torch.Tensor, device: torch.device) -> torch.Tensor:
-    """On the device when it fits comfortably, else in (pinned) host memory."""
+    """On the device when it fits comfortably, else in (pinned) host memory. On a CPU the items stay where
+    they are: the image cache is an NHWC array seen as NCHW, whose batches come out channels-last (what
+    the model takes there); a contiguous copy would double the cache's memory for nothing."""
     if device.type != "cuda":
-        return items.contiguous()
+        return items
     free, _ = torch.cuda.mem_get_info(device)
     size = items.numel() * items.element_size()
     if size <= DEVICE_CACHE_SHARE * free:

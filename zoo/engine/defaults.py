@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from zoo.data.check import IMBALANCED, imbalance_ratio  # noqa: F401 - the run's rule is zoo data check's
 from zoo.data.transforms import auto_preset
 from zoo.engine.config import TrainConfig
 
@@ -30,14 +31,7 @@ LABEL_SMOOTHING = 0.1
 ADAMW_WEIGHT_DECAY, COUPLED_WEIGHT_DECAY = 0.05, 1e-4
 WARMUP, WARMUP_MAX = 0.05, 2.0  # share of the epochs, cap in epochs
 AUTO_EMA = "off"  # benchmarks/quality.py's EMA rows: see docs/fine-tuning.md
-IMBALANCED = 5.0  # largest / smallest training class above which a run is treated as imbalanced
 AUTO_CLASS_WEIGHTS = "effective"  # benchmarks/imbalance.py
-
-
-def imbalance_ratio(class_counts: list[int] | None) -> float:
-    """Largest over smallest training class (1.0 when unknown or balanced)."""
-    counts = [c for c in (class_counts or []) if c > 0]
-    return max(counts) / min(counts) if counts else 1.0
 
 
 def resolve_defaults(cfg: TrainConfig, image_size: int, train_images: int,
