@@ -121,10 +121,10 @@ from zoo.models.api import model_info  # noqa: E402
 pre = model_info("example_tinynet").preprocessing(SIDE)
 cache_kb = (0.8 * CacheSpec.for_training(pre).side ** 2 + 0.2 * CacheSpec.for_evaluation(pre).side ** 2) * 3 / 1024
 rss_per_file_kb = {when: round(laws[f"rss_{when}_mb"]["b_per_1k"] * 1024 / 1000, 3) for when in ("cold", "remembered")}
+report("scale", rows, {"laws": laws, "rss_per_file_kb": rss_per_file_kb, "cache_kb_per_file": round(cache_kb, 2),
+                       "projected_files": PROJECT}, smoke=args.smoke)
 print("growth laws (value = a + b * files):")
 for key, fitted in laws.items():
     print(f"  {key:<24} a {fitted['a']:>8}  b {fitted['b_per_1k']:>8} per 1k files  -> {fitted['projected_1_28M']:>9} "
           f"at 1.28 M files")
 print(f"RSS per file (slope): {rss_per_file_kb} KB, of which the decoded cache is {cache_kb:.2f} KB")
-report("scale", rows, {"laws": laws, "rss_per_file_kb": rss_per_file_kb, "cache_kb_per_file": round(cache_kb, 2),
-                       "projected_files": PROJECT}, smoke=args.smoke)
