@@ -11,7 +11,7 @@ Training reads the shards as a stream (zoo.data.shards.StreamingImages, through 
 library, so any URL fsspec or webdataset can open works for remote shards): shard order shuffled per
 epoch, a shuffle buffer, and every sample of an epoch to exactly one process and one loader worker
 (processes take the samples an epoch-seeded permutation gives them, workers split the shards): no
-sample twice, no up-front scan, a sample that fails to decode skipped with one warning and counted.
+sample twice, no up-front scan, a sample that fails to decode skipped with one warning naming it.
 Random access (zoo eval, export parity) reads a member at its offset in a local shard.
 """
 
@@ -271,7 +271,6 @@ class StreamingImages(torch.utils.data.IterableDataset):
         super().__init__()
         self.source, self.transform, self.shuffle = source, transform, shuffle
         self.seed, self.rank, self.world, self.epoch = seed, rank, world, 0
-        self.skipped = 0
 
     def per_process(self) -> int:
         """Samples every process gets at least (what an epoch's steps are counted from)."""
@@ -332,7 +331,6 @@ class StreamingImages(torch.utils.data.IterableDataset):
             return None
 
     def _skip(self, exc: Exception, key: str | None = None) -> bool:
-        self.skipped += 1
         log.warning("warning: skipped a bad sample%s in the shards (%s)", f" {key}" if key else "", exc)
         return True  # webdataset: go on with the next sample
 
